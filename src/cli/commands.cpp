@@ -1,0 +1,243 @@
+#include "cli/commands.h"
+
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "core/log.h"
+#include "data/dataset.h"
+#include "train/pretrain.h"
+
+namespace moco::cli {
+
+namespace {
+
+struct PresetValue {
+  const char* flag;
+  std::function<void(train::PretrainOptions&)> set;
+};
+
+// Each preset lists the values it gives to flags left unset by the user.
+const std::map<std::string, std::vector<PresetValue>>& presets() {
+  using O = train::PretrainOptions;
+  static const std::map<std::string, std::vector<PresetValue>> table = {
+      // The README's default: fits ~10 minutes on 2 CPU cores (docs/
+      // README say what it reaches); the CIFAR demo's recipe, shortened.
+      {"quick",
+       {{"--arch", [](O& o) { o.arch("resnet18"); }},
+        {"--width", [](O& o) { o.width(32); }},
+        {"--epochs", [](O& o) { o.epochs(2); }},
+        {"--batch-size", [](O& o) { o.batch_size(256); }},
+        {"--lr", [](O& o) { o.lr(0.06); }},
+        {"--cos", [](O& o) { o.cos(true); }},
+        {"--wd", [](O& o) { o.wd(5e-4); }},
+        {"--moco-k", [](O& o) { o.moco_k(4096); }},
+        {"--moco-m", [](O& o) { o.moco_m(0.99); }},
+        {"--moco-t", [](O& o) { o.moco_t(0.1); }},
+        {"--aug-plus", [](O& o) { o.aug_plus(true); }},
+        {"--blur", [](O& o) { o.blur(false); }},
+        {"--knn-bank", [](O& o) { o.knn_bank(10000); }},
+        {"--knn-test", [](O& o) { o.knn_test(10000); }},
+        {"--knn-init", [](O& o) { o.knn_init(true); }},
+        {"--knn-freq", [](O& o) { o.knn_freq(0); }}}},
+      // The official CIFAR-10 demo (moco/colab): ResNet-18, 200 epochs.
+      {"cifar",
+       {{"--arch", [](O& o) { o.arch("resnet18"); }},
+        {"--epochs", [](O& o) { o.epochs(200); }},
+        {"--batch-size", [](O& o) { o.batch_size(512); }},
+        {"--lr", [](O& o) { o.lr(0.06); }},
+        {"--cos", [](O& o) { o.cos(true); }},
+        {"--wd", [](O& o) { o.wd(5e-4); }},
+        {"--moco-k", [](O& o) { o.moco_k(4096); }},
+        {"--moco-m", [](O& o) { o.moco_m(0.99); }},
+        {"--moco-t", [](O& o) { o.moco_t(0.1); }},
+        {"--aug-plus", [](O& o) { o.aug_plus(true); }},
+        {"--blur", [](O& o) { o.blur(false); }}}},
+      // main_moco.py as it is: MoCo v1.
+      {"v1", {}},
+      // MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos.
+      {"v2",
+       {{"--mlp", [](O& o) { o.mlp(true); }},
+        {"--moco-t", [](O& o) { o.moco_t(0.2); }},
+        {"--aug-plus", [](O& o) { o.aug_plus(true); }},
+        {"--cos", [](O& o) { o.cos(true); }}}},
+      {"none", {}},
+  };
+  return table;
+}
+
+bool flag_value(const std::string& s) {
+  return s == "1" || s == "true" || s == "on" || s == "yes";
+}
+
+int pretrain_main(CLI::App& sub, train::PretrainOptions& o,
+                  const std::string& preset, const std::string& blur,
+                  const std::string& knn_init) {
+  std::set<std::string> given;
+  for (const CLI::Option* opt : sub.get_options()) {
+    if (opt->count() > 0) {
+      for (const auto& n : opt->get_lnames()) given.insert("--" + n);
+    }
+  }
+  if (!blur.empty()) o.blur(flag_value(blur));
+  if (!knn_init.empty()) o.knn_init(flag_value(knn_init));
+  std::string name = preset;
+  if (name == "auto") name = given.count("--data") ? "none" : "quick";
+  apply_preset(name, given, o);
+  train::run_pretrain(o);
+  return 0;
+}
+
+}  // namespace
+
+void apply_preset(const std::string& name, const std::set<std::string>& given,
+                  train::PretrainOptions& o) {
+  const auto& table = presets();
+  auto it = table.find(name);
+  TORCH_CHECK(it != table.end(), "expected --preset one of auto, quick, ",
+              "cifar, v1, v2, none, got '", name, "'");
+  for (const auto& v : it->second) {
+    if (!given.count(v.flag)) v.set(o);
+  }
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "moco: Momentum Contrast (MoCo v1/v2) self-supervised pretraining on "
+      "LibTorch"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "moco 0.1.0");
+
+  train::PretrainOptions o;
+  std::string preset = "auto", blur, knn_init;
+  auto* sub = app.add_subcommand(
+      "pretrain",
+      "MoCo pretraining (flags and defaults of the official main_moco.py). "
+      "Without DATA: Fashion-MNIST from " +
+          std::string(data::kDefaultDataset) + " with the 'quick' preset.");
+  sub->add_option("data,--data", o.data(),
+                  "dataset folder: IDX (MNIST/Fashion-MNIST) or CIFAR-10/100 "
+                  "binaries")
+      ->capture_default_str();
+  sub->add_option("--preset", preset,
+                  "defaults for the flags you do not give: quick (~10 min "
+                  "on 2 cores), cifar (official CIFAR demo), v1, v2 (official "
+                  "MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos), none; auto "
+                  "= quick without DATA, none with it")
+      ->capture_default_str();
+  sub->add_option("-a,--arch", o.arch(),
+                  "resnet18 | resnet34 | resnet50 | resnet101")
+      ->capture_default_str();
+  sub->add_option("-j,--workers", o.workers(),
+                  "data loading threads (-1: cores - 1, at least 1)")
+      ->capture_default_str();
+  sub->add_option("--epochs", o.epochs(), "number of total epochs to run")
+      ->capture_default_str();
+  sub->add_option("--start-epoch", o.start_epoch(),
+                  "manual epoch number (useful on restarts)")
+      ->capture_default_str();
+  sub->add_option("-b,--batch-size", o.batch_size(),
+                  "mini-batch size (the whole batch of this process)")
+      ->capture_default_str();
+  sub->add_option("--lr,--learning-rate", o.lr(), "initial learning rate")
+      ->capture_default_str();
+  sub->add_option("--schedule", o.schedule(),
+                  "epochs at which to drop lr by 10x (without --cos)")
+      ->capture_default_str()
+      ->expected(1, 64);
+  sub->add_option("--momentum", o.momentum(), "SGD momentum")
+      ->capture_default_str();
+  sub->add_option("--wd,--weight-decay", o.wd(), "weight decay")
+      ->capture_default_str();
+  sub->add_option("-p,--print-freq", o.print_freq(), "print frequency (steps)")
+      ->capture_default_str();
+  sub->add_option("--resume", o.resume(),
+                  "path to a checkpoint to continue from")
+      ->capture_default_str();
+  sub->add_option("--seed", o.seed(), "seed for initialisation and data")
+      ->capture_default_str();
+  sub->add_option("--moco-dim", o.moco_dim(), "feature dimension")
+      ->capture_default_str();
+  sub->add_option("--moco-k", o.moco_k(),
+                  "queue size; number of negative keys")
+      ->capture_default_str();
+  sub->add_option("--moco-m", o.moco_m(),
+                  "momentum of updating key encoder")
+      ->capture_default_str();
+  sub->add_option("--moco-t", o.moco_t(), "softmax temperature")
+      ->capture_default_str();
+  sub->add_flag("--mlp", o.mlp(), "use mlp head (MoCo v2)");
+  sub->add_flag("--aug-plus", o.aug_plus(),
+                "use moco v2 data augmentation (jitter p=0.8, blur)");
+  sub->add_flag("--cos", o.cos(), "use cosine lr schedule");
+  sub->add_option("--threads", o.threads(),
+                  "intra-op threads for the step (0: all cores)")
+      ->capture_default_str();
+  sub->add_option("--bn-splits", o.bn_splits(),
+                  "BatchNorm splits, simulating multi-GPU BN for shuffle-BN")
+      ->capture_default_str();
+  sub->add_flag("--symmetric", o.symmetric(),
+                "symmetric loss (both views as query), as the CIFAR demo");
+  sub->add_option("--max-steps", o.max_steps(),
+                  "stop after N optimizer steps (0: no limit)")
+      ->capture_default_str();
+  sub->add_option("--output", o.output(),
+                  "folder for checkpoint.pth.tar and metrics.jsonl")
+      ->capture_default_str();
+  sub->add_option("--device", o.device(), "cpu | cuda | cuda:N")
+      ->capture_default_str();
+  sub->add_option("--stem", o.stem(),
+                  "auto (small for images <= 64 px) | small (3x3 conv1, no "
+                  "max-pool) | imagenet")
+      ->capture_default_str();
+  sub->add_option("--width", o.width(),
+                  "ResNet base width (64 = torchvision's shapes)")
+      ->capture_default_str();
+  sub->add_option("--crop-size", o.crop_size(),
+                  "RandomResizedCrop size (0: image size if <= 64 px, else "
+                  "224)")
+      ->capture_default_str();
+  sub->add_option("--blur", blur,
+                  "with --aug-plus, Gaussian blur p=0.5 (on | off; default "
+                  "on, off in the quick and cifar presets)");
+  sub->add_option("--knn-k", o.knn_k(), "kNN monitor: neighbours")
+      ->capture_default_str();
+  sub->add_option("--knn-t", o.knn_t(), "kNN monitor: temperature")
+      ->capture_default_str();
+  sub->add_option("--knn-freq", o.knn_freq(),
+                  "kNN monitor every N epochs (0: at the end only)")
+      ->capture_default_str();
+  sub->add_option("--knn-bank", o.knn_bank(),
+                  "kNN monitor: training images in the bank (0: all)")
+      ->capture_default_str();
+  sub->add_option("--knn-test", o.knn_test(),
+                  "kNN monitor: test images scored (0: all)")
+      ->capture_default_str();
+  sub->add_option("--knn-init", knn_init,
+                  "also score the untrained encoder before training (on | "
+                  "off; on in the quick preset)");
+  sub->add_flag("!--no-progress", o.progress(),
+                "plain log lines even on a terminal");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (sub->parsed()) return pretrain_main(*sub, o, preset, blur, knn_init);
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "moco: error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moco: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace moco::cli

@@ -1,0 +1,90 @@
+// Two-view batch loader: worker threads augment each sample twice into
+// preallocated batch tensors, ahead of the training step.
+//
+// Randomness is a function of (seed, epoch, sample index, view), so batches
+// are identical whatever the number of workers. A worker's exception is
+// rethrown by next() on the consuming thread, with the dataset named.
+//
+//   TwoViewLoader loader(train, moco_v2_augment(32),
+//                        LoaderOptions().batch_size(256).workers(2));
+//   loader.start_epoch(epoch);
+//   while (auto batch = loader.next()) step(batch->view_q, batch->view_k);
+#pragma once
+
+#include <torch/types.h>
+#include <torch/arg.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+
+namespace moco::data {
+
+struct LoaderOptions {
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(int64_t, workers) = 2;     // 0: prepare batches on the caller
+  TORCH_ARG(int64_t, prefetch) = 2;    // batches ready ahead, per worker
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(bool, drop_last) = true;   // MoCo's queue wants full batches
+  TORCH_ARG(bool, pin_memory) = false;
+  // Sharding hooks for data-parallel training: this rank reads every
+  // world_size-th sample of the epoch's permutation.
+  TORCH_ARG(int64_t, rank) = 0;
+  TORCH_ARG(int64_t, world_size) = 1;
+};
+
+struct TwoViewBatch {
+  torch::Tensor view_q;   // float B x C x S x S
+  torch::Tensor view_k;   // float B x C x S x S
+  torch::Tensor indices;  // int64 B, dataset indices
+};
+
+class TwoViewLoader {
+ public:
+  TwoViewLoader(std::shared_ptr<const ImageSet> data, AugmentOptions augment,
+                LoaderOptions options);
+  ~TwoViewLoader();
+  TwoViewLoader(const TwoViewLoader&) = delete;
+  TwoViewLoader& operator=(const TwoViewLoader&) = delete;
+
+  int64_t batches_per_epoch() const;
+  // Draws the epoch's permutation and starts the workers on it.
+  void start_epoch(int64_t epoch);
+  // The next batch of the epoch, or nullopt at its end.
+  std::optional<TwoViewBatch> next();
+  // Seconds next() spent blocked waiting for workers since start_epoch.
+  double wait_seconds() const { return wait_seconds_; }
+
+ private:
+  TwoViewBatch make_batch(int64_t b) const;
+  void worker_loop();
+  void stop_workers();
+
+  std::shared_ptr<const ImageSet> data_;
+  AugmentOptions augment_;
+  LoaderOptions options_;
+  int64_t epoch_ = 0;
+  std::vector<int64_t> order_;  // this rank's sample indices for the epoch
+  int64_t num_batches_ = 0;
+  int64_t consumed_ = 0;
+  double wait_seconds_ = 0;
+
+  std::vector<std::thread> workers_;
+  std::atomic<int64_t> next_to_make_{0};
+  std::mutex mutex_;
+  std::condition_variable ready_cv_, space_cv_;
+  std::map<int64_t, TwoViewBatch> ready_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+};
+
+}  // namespace moco::data

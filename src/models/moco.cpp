@@ -1,0 +1,143 @@
+#include "models/moco.h"
+
+#include <torch/torch.h>
+
+namespace moco::models {
+
+namespace F = torch::nn::functional;
+
+MocoImpl::MocoImpl(const ResNetOptions& encoder, const MocoOptions& o)
+    : options_(o) {
+  TORCH_CHECK(o.K() > 0, "expected --moco-k > 0, got ", o.K());
+  TORCH_CHECK(o.m() >= 0.0 && o.m() < 1.0,
+              "expected --moco-m in [0, 1), got ", o.m());
+  TORCH_CHECK(o.T() > 0.0, "expected --moco-t > 0, got ", o.T());
+  TORCH_CHECK(o.dim() > 0, "expected --moco-dim > 0, got ", o.dim());
+  auto enc = encoder;
+  enc.num_classes(o.dim());
+  encoder_q = register_module("encoder_q", ResNet(enc));
+  encoder_k = register_module("encoder_k", ResNet(enc));
+  params_q_ = encoder_q->parameters();
+  params_k_ = encoder_k->parameters();
+  TORCH_INTERNAL_ASSERT(params_q_.size() == params_k_.size());
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < params_q_.size(); ++i) {
+      params_k_[i].copy_(params_q_[i]);
+      params_k_[i].set_requires_grad(false);
+    }
+  }
+  queue = register_buffer(
+      "queue", F::normalize(torch::randn({o.dim(), o.K()}),
+                            F::NormalizeFuncOptions().dim(0)));
+  queue_ptr = register_buffer("queue_ptr", torch::zeros({1}, torch::kInt64));
+}
+
+void MocoImpl::momentum_update() {
+  torch::NoGradGuard no_grad;
+  torch::_foreach_mul_(params_k_, options_.m());
+  torch::_foreach_add_(params_k_, params_q_, 1.0 - options_.m());
+}
+
+BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device) {
+  BatchShuffle s;
+  s.forward = torch::randperm(n, torch::TensorOptions()
+                                     .dtype(torch::kInt64)
+                                     .device(device));
+  s.inverse = torch::argsort(s.forward);
+  return s;
+}
+
+torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {
+  torch::NoGradGuard no_grad;
+  if (!options_.shuffle_bn()) {
+    return F::normalize(encoder_k->forward(im_k),
+                        F::NormalizeFuncOptions().dim(1));
+  }
+  const auto shuffle = draw_batch_shuffle(im_k.size(0), im_k.device());
+  auto k = encoder_k->forward(im_k.index_select(0, shuffle.forward));
+  k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
+  return k.index_select(0, shuffle.inverse);
+}
+
+torch::Tensor info_nce_logits(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& queue, double T) {
+  auto l_pos = (q * k).sum(1, /*keepdim=*/true);
+  auto l_neg = q.mm(queue);
+  return torch::cat({l_pos, l_neg}, 1).div_(T);
+}
+
+torch::Tensor MocoImpl::contrastive_loss(const torch::Tensor& im_q,
+                                         const torch::Tensor& im_k,
+                                         torch::Tensor* logits,
+                                         torch::Tensor* keys) {
+  auto q = F::normalize(encoder_q->forward(im_q),
+                        F::NormalizeFuncOptions().dim(1));
+  auto k = encode_keys(im_k);
+  auto l = info_nce_logits(q, k, queue, options_.T());
+  auto target = torch::zeros({l.size(0)},
+                             torch::TensorOptions()
+                                 .dtype(torch::kInt64)
+                                 .device(l.device()));
+  if (logits) *logits = l;
+  *keys = k;
+  return F::cross_entropy(l, target);
+}
+
+MocoOutput MocoImpl::forward(const torch::Tensor& im_q,
+                             const torch::Tensor& im_k) {
+  TORCH_CHECK(im_q.sizes() == im_k.sizes(),
+              "expected query and key batches of one shape, got ",
+              im_q.sizes(), " and ", im_k.sizes());
+  momentum_update();
+  MocoOutput out;
+  if (!options_.symmetric()) {
+    out.loss = contrastive_loss(im_q, im_k, &out.logits, &out.keys);
+    return out;
+  }
+  torch::Tensor k2, k1;
+  auto loss_12 = contrastive_loss(im_q, im_k, &out.logits, &k2);
+  auto loss_21 = contrastive_loss(im_k, im_q, nullptr, &k1);
+  out.loss = loss_12 + loss_21;
+  out.keys = torch::cat({k1, k2});
+  return out;
+}
+
+void MocoImpl::enqueue(const torch::Tensor& keys_in) {
+  torch::NoGradGuard no_grad;
+  const int64_t K = options_.K();
+  int64_t n = keys_in.size(0);
+  int64_t ptr = queue_ptr.item<int64_t>();
+  auto keys = keys_in;
+  if (n > K) {
+    // Writing n > K keys in order leaves only the last K, ending where the
+    // write started + n.
+    ptr = (ptr + n - K) % K;
+    keys = keys.slice(0, n - K);
+    n = K;
+  }
+  auto kt = keys.t().to(queue.dtype());
+  const int64_t first = std::min(n, K - ptr);
+  queue.slice(1, ptr, ptr + first).copy_(kt.slice(1, 0, first));
+  if (first < n) queue.slice(1, 0, n - first).copy_(kt.slice(1, first, n));
+  queue_ptr.fill_((ptr + n) % K);
+}
+
+std::vector<double> topk_accuracy(const torch::Tensor& logits,
+                                  const torch::Tensor& target,
+                                  const std::vector<int64_t>& ks) {
+  torch::NoGradGuard no_grad;
+  int64_t maxk = 0;
+  for (auto k : ks) maxk = std::max(maxk, std::min(k, logits.size(1)));
+  auto pred = std::get<1>(logits.topk(maxk, 1));
+  auto correct = pred.eq(target.view({-1, 1}));
+  std::vector<double> out;
+  for (auto k : ks) {
+    const int64_t kk = std::min(k, logits.size(1));
+    out.push_back(correct.slice(1, 0, kk).any(1).sum().item<double>() * 100.0 /
+                  logits.size(0));
+  }
+  return out;
+}
+
+}  // namespace moco::models

@@ -1,0 +1,87 @@
+// Momentum Contrast (He et al. 2019; v2: Chen et al. 2020) on one process.
+//
+// f_q is trained; f_k follows it by a momentum update; keys of past batches
+// wait in a C x K queue as negatives; the loss is InfoNCE over [l_pos | l_neg]
+// with the positive at index 0. Shuffle-BN on one process permutes the key
+// batch before f_k, whose BatchNorm runs in splits (--bn-splits).
+//
+// The queue is enqueued by the caller after backward (the logits still need
+// the old queue for the gradient of q, and enqueueing later saves the clone
+// the official code makes):
+//
+//   Moco model(ResNetOptions("resnet18").num_classes(128), MocoOptions());
+//   auto out = model->forward(im_q, im_k);   // momentum update, loss
+//   out.loss.backward();
+//   optimizer.step();
+//   model->enqueue(out.keys);
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <vector>
+
+#include "models/resnet.h"
+
+namespace moco::models {
+
+struct MocoOptions {
+  TORCH_ARG(int64_t, dim) = 128;       // --moco-dim
+  TORCH_ARG(int64_t, K) = 65536;       // --moco-k, queue size
+  TORCH_ARG(double, m) = 0.999;        // --moco-m, key encoder momentum
+  TORCH_ARG(double, T) = 0.07;         // --moco-t, softmax temperature
+  TORCH_ARG(bool, symmetric) = false;  // --symmetric, the CIFAR demo's loss
+  TORCH_ARG(bool, shuffle_bn) = true;  // permute the key batch before f_k
+};
+
+struct MocoOutput {
+  torch::Tensor loss;    // scalar (sum of both directions when symmetric)
+  torch::Tensor logits;  // N x (1+K), positive at column 0 (first direction)
+  torch::Tensor keys;    // the keys to enqueue, detached, L2-normalised
+};
+
+class MocoImpl : public torch::nn::Module {
+ public:
+  MocoImpl(const ResNetOptions& encoder, const MocoOptions& options);
+
+  MocoOutput forward(const torch::Tensor& im_q, const torch::Tensor& im_k);
+  // theta_k <- m theta_k + (1 - m) theta_q over all parameters, as two fused
+  // multi-tensor ops.
+  void momentum_update();
+  // f_k on the key batch, with shuffle-BN; no gradient; L2-normalised.
+  torch::Tensor encode_keys(const torch::Tensor& im_k);
+  // Writes keys (N x C) at queue_ptr, wrapping around; the oldest go.
+  void enqueue(const torch::Tensor& keys);
+
+  const MocoOptions& options() const { return options_; }
+
+  ResNet encoder_q{nullptr}, encoder_k{nullptr};
+  torch::Tensor queue;      // C x K
+  torch::Tensor queue_ptr;  // int64 [1]
+
+ private:
+  torch::Tensor contrastive_loss(const torch::Tensor& im_q,
+                                 const torch::Tensor& im_k,
+                                 torch::Tensor* logits, torch::Tensor* keys);
+  MocoOptions options_;
+  std::vector<torch::Tensor> params_q_, params_k_;
+};
+TORCH_MODULE(Moco);
+
+// InfoNCE logits [q.k+ | q.queue] / T for normalised q, k (N x C) and queue
+// (C x K).
+torch::Tensor info_nce_logits(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& queue, double T);
+
+// Fraction (in %) of rows whose target is among the top-k logits, for each k.
+std::vector<double> topk_accuracy(const torch::Tensor& logits,
+                                  const torch::Tensor& target,
+                                  const std::vector<int64_t>& ks);
+
+// The permutation shuffle-BN applies to the key batch and its inverse.
+struct BatchShuffle {
+  torch::Tensor forward;  // shuffled = x[forward]
+  torch::Tensor inverse;  // x = shuffled[inverse]
+};
+BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device);
+
+}  // namespace moco::models

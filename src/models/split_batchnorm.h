@@ -1,0 +1,46 @@
+// BatchNorm2d that, in training, normalises `num_splits` sub-batches apart,
+// as the official MoCo CIFAR demo's SplitBatchNorm: one process then behaves
+// like `num_splits` GPUs each with its own BN statistics, which is what
+// shuffle-BN needs. Parameter and buffer names are BatchNorm2d's, so weights
+// load into torchvision; with num_splits == 1 (or in eval) it is BatchNorm2d.
+//
+// The split follows the demo's input.view(-1, C * S, H, W): sample n falls in
+// sub-batch n % S.
+//
+//   SplitBatchNorm2d bn(SplitBatchNorm2dOptions(64).num_splits(8));
+#pragma once
+
+#include <torch/nn/cloneable.h>
+
+namespace moco::models {
+
+struct SplitBatchNorm2dOptions {
+  explicit SplitBatchNorm2dOptions(int64_t num_features)
+      : num_features_(num_features) {}
+  TORCH_ARG(int64_t, num_features);
+  TORCH_ARG(int64_t, num_splits) = 1;
+  TORCH_ARG(double, eps) = 1e-5;
+  TORCH_ARG(double, momentum) = 0.1;
+};
+
+class SplitBatchNorm2dImpl
+    : public torch::nn::Cloneable<SplitBatchNorm2dImpl> {
+ public:
+  explicit SplitBatchNorm2dImpl(const SplitBatchNorm2dOptions& options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& input);
+  void pretty_print(std::ostream& stream) const override;
+  int64_t num_splits() const { return options.num_splits(); }
+  void set_num_splits(int64_t s);
+
+  SplitBatchNorm2dOptions options;
+  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+TORCH_MODULE(SplitBatchNorm2d);
+
+// Which sub-batch sample n of a batch falls in.
+inline int64_t split_of(int64_t n, int64_t num_splits) {
+  return n % num_splits;
+}
+
+}  // namespace moco::models

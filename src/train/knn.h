@@ -1,0 +1,51 @@
+// Weighted kNN monitor of the official MoCo CIFAR demo (Wu et al. 2018):
+// cosine similarity to a labelled feature bank, the top-k neighbours vote
+// with weight exp(sim / t).
+//
+//   auto bank = extract_features(encode, train, ...);     // N x D, normalised
+//   auto test = extract_features(encode, test_set, ...);
+//   KnnResult r = knn_evaluate(bank, train_labels, test, test_labels, 10);
+#pragma once
+
+#include <torch/types.h>
+
+#include <functional>
+
+namespace moco::data {
+struct ImageSet;
+}
+
+namespace moco::train {
+
+// Class scores B x classes for normalised features B x D against a bank
+// D x N with labels N.
+torch::Tensor knn_predict(const torch::Tensor& features,
+                          const torch::Tensor& bank,
+                          const torch::Tensor& bank_labels, int64_t classes,
+                          int64_t k, double t);
+
+struct KnnResult {
+  double top1 = 0, top5 = 0;
+  int64_t bank_size = 0, test_size = 0;
+  double seconds = 0;
+};
+
+KnnResult knn_evaluate(const torch::Tensor& bank_features,
+                       const torch::Tensor& bank_labels,
+                       const torch::Tensor& test_features,
+                       const torch::Tensor& test_labels, int64_t classes,
+                       int64_t k = 200, double t = 0.1, int64_t batch = 512);
+
+// Encodes images[indices] (all when indices is undefined) in batches: uint8
+// -> [0,1] -> normalise -> encode -> L2-normalise. Returns N x D on CPU.
+torch::Tensor extract_features(
+    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
+    const data::ImageSet& set, const torch::Tensor& indices,
+    const std::vector<double>& mean, const std::vector<double>& std,
+    int64_t batch, const torch::Device& device);
+
+// Evenly spaced indices selecting `count` of n samples (all when count <= 0
+// or count >= n): a fixed, class-balanced-in-expectation subset.
+torch::Tensor subset_indices(int64_t n, int64_t count);
+
+}  // namespace moco::train

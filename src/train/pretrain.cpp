@@ -1,0 +1,512 @@
+#include "train/pretrain.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "cli/progress.h"
+#include "core/log.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "models/moco.h"
+#include "train/knn.h"
+#include "train/sgd.h"
+
+namespace fs = std::filesystem;
+
+namespace moco::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+int64_t cores() {
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+// Per-channel mean and std of the training images (on up to 10k of them),
+// the normalisation the small-image datasets need instead of ImageNet's.
+std::pair<std::vector<double>, std::vector<double>> channel_stats(
+    const data::ImageSet& set) {
+  auto idx = subset_indices(set.size(), 10000);
+  auto x = set.images.index_select(0, idx).to(torch::kFloat64).div_(255.0);
+  auto mean = x.mean({0, 2, 3});
+  auto std = x.std({0, 2, 3});
+  std::vector<double> m(mean.data_ptr<double>(),
+                        mean.data_ptr<double>() + mean.numel());
+  std::vector<double> s(std.data_ptr<double>(),
+                        std.data_ptr<double>() + std.numel());
+  return {m, s};
+}
+
+c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
+  return c10::impl::GenericDict(key, c10::AnyType::get());
+}
+
+// Python's optimizer.state_dict() for torch.optim.SGD over
+// model.parameters(): encoder_q's parameters are 0..n-1 (with state), then
+// encoder_k's n..2n-1 (never stepped, no state), as in the official script.
+c10::IValue optimizer_state(Sgd& sgd, int64_t num_key_params,
+                            const PretrainOptions& o) {
+  auto state = new_dict(c10::IntType::get());
+  const auto& bufs = sgd.momentum_buffers();
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    auto s = new_dict(c10::StringType::get());
+    s.insert("momentum_buffer", bufs[i].cpu());
+    state.insert(static_cast<int64_t>(i), s);
+  }
+  auto group = new_dict(c10::StringType::get());
+  group.insert("lr", sgd.options().lr());
+  group.insert("momentum", sgd.options().momentum());
+  group.insert("dampening", 0.0);
+  group.insert("weight_decay", sgd.options().weight_decay());
+  group.insert("nesterov", false);
+  group.insert("maximize", false);
+  group.insert("foreach", c10::IValue());
+  group.insert("differentiable", false);
+  group.insert("initial_lr", o.lr());
+  c10::List<int64_t> ids;
+  const int64_t total =
+      static_cast<int64_t>(sgd.params().size()) + num_key_params;
+  for (int64_t i = 0; i < total; ++i) ids.push_back(i);
+  group.insert("params", ids);
+  c10::impl::GenericList groups(c10::AnyType::get());
+  groups.push_back(group);
+  auto out = new_dict(c10::StringType::get());
+  out.insert("state", state);
+  out.insert("param_groups", groups);
+  return out;
+}
+
+void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
+                     int64_t next_epoch, int64_t global_step,
+                     const PretrainOptions& o) {
+  auto sd = new_dict(c10::StringType::get());
+  for (const auto& p : model->named_parameters()) {
+    sd.insert("module." + p.key(), p.value().detach().cpu());
+  }
+  for (const auto& b : model->named_buffers()) {
+    sd.insert("module." + b.key(), b.value().cpu());
+  }
+  auto ckpt = new_dict(c10::StringType::get());
+  ckpt.insert("epoch", next_epoch);
+  ckpt.insert("arch", o.arch());
+  ckpt.insert("state_dict", sd);
+  ckpt.insert("optimizer",
+              optimizer_state(sgd, model->encoder_k->parameters().size(), o));
+  ckpt.insert("moco_options", to_json(o).dump());
+  ckpt.insert("global_step", global_step);
+  auto rng = new_dict(c10::StringType::get());
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng.insert("torch", gen.get_state());
+  }
+  ckpt.insert("rng_state", rng);
+  io::save_pickle(path, ckpt);
+}
+
+struct ResumeState {
+  int64_t epoch = 0;
+  int64_t global_step = 0;
+};
+
+ResumeState load_checkpoint(const std::string& path, models::Moco& model,
+                            Sgd& sgd) {
+  const auto ckpt = io::load_pickle(path);
+  ResumeState rs;
+  rs.epoch = io::dict_get(ckpt, "epoch", path).toInt();
+  const auto sd = io::dict_get(ckpt, "state_dict", path).toGenericDict();
+  torch::NoGradGuard no_grad;
+  auto restore = [&](const std::string& name, torch::Tensor& dst) {
+    auto it = sd.find(c10::IValue("module." + name));
+    TORCH_CHECK(it != sd.end(), "checkpoint ", path, " has no 'module.", name,
+                "': it was made for another architecture or options");
+    const auto src = it->value().toTensor();
+    TORCH_CHECK(src.sizes() == dst.sizes(), "checkpoint ", path, ": 'module.",
+                name, "' has shape ", src.sizes(), ", the model expects ",
+                dst.sizes(), " (another --arch, --moco-dim, --moco-k, --mlp?)");
+    dst.copy_(src);
+  };
+  for (auto& p : model->named_parameters()) restore(p.key(), p.value());
+  for (auto& b : model->named_buffers()) restore(b.key(), b.value());
+
+  const auto opt = io::dict_get(ckpt, "optimizer", path).toGenericDict();
+  const auto state = opt.at(c10::IValue("state")).toGenericDict();
+  auto& bufs = sgd.momentum_buffers();
+  bufs.clear();
+  if (state.size() > 0) {
+    for (size_t i = 0; i < sgd.params().size(); ++i) {
+      auto it = state.find(c10::IValue(static_cast<int64_t>(i)));
+      TORCH_CHECK(it != state.end(), "checkpoint ", path,
+                  ": optimizer state lacks parameter ", i);
+      auto buf = it->value().toGenericDict().at(c10::IValue("momentum_buffer"))
+                     .toTensor();
+      bufs.push_back(buf.to(sgd.params()[i].device()).clone());
+    }
+  }
+  const auto top = ckpt.toGenericDict();
+  if (top.contains(c10::IValue("global_step"))) {
+    rs.global_step = top.at(c10::IValue("global_step")).toInt();
+  }
+  if (top.contains(c10::IValue("rng_state"))) {
+    auto rng = top.at(c10::IValue("rng_state")).toGenericDict();
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(rng.at(c10::IValue("torch")).toTensor());
+  }
+  return rs;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const PretrainOptions& o) {
+  return {{"data", o.data()},         {"arch", o.arch()},
+          {"workers", o.workers()},   {"epochs", o.epochs()},
+          {"start_epoch", o.start_epoch()},
+          {"batch_size", o.batch_size()},
+          {"lr", o.lr()},             {"schedule", o.schedule()},
+          {"momentum", o.momentum()}, {"wd", o.wd()},
+          {"print_freq", o.print_freq()},
+          {"resume", o.resume()},     {"seed", o.seed()},
+          {"moco_dim", o.moco_dim()}, {"moco_k", o.moco_k()},
+          {"moco_m", o.moco_m()},     {"moco_t", o.moco_t()},
+          {"mlp", o.mlp()},           {"aug_plus", o.aug_plus()},
+          {"cos", o.cos()},           {"threads", o.threads()},
+          {"bn_splits", o.bn_splits()},
+          {"symmetric", o.symmetric()},
+          {"max_steps", o.max_steps()},
+          {"output", o.output()},     {"device", o.device()},
+          {"stem", o.stem()},         {"width", o.width()},
+          {"crop_size", o.crop_size()},
+          {"blur", o.blur()},         {"knn_k", o.knn_k()},
+          {"knn_t", o.knn_t()},       {"knn_freq", o.knn_freq()},
+          {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()}};
+}
+
+void validate(const PretrainOptions& o) {
+  TORCH_CHECK(o.epochs() > 0, "expected --epochs > 0, got ", o.epochs());
+  TORCH_CHECK(o.start_epoch() >= 0 && o.start_epoch() < o.epochs(),
+              "expected 0 <= --start-epoch < --epochs, got ", o.start_epoch());
+  TORCH_CHECK(o.batch_size() > 0, "expected --batch-size > 0, got ",
+              o.batch_size());
+  TORCH_CHECK(o.lr() > 0, "expected --lr > 0, got ", o.lr());
+  TORCH_CHECK(o.momentum() >= 0 && o.momentum() < 1,
+              "expected --momentum in [0, 1), got ", o.momentum());
+  TORCH_CHECK(o.wd() >= 0, "expected --wd >= 0, got ", o.wd());
+  TORCH_CHECK(o.print_freq() > 0, "expected --print-freq > 0, got ",
+              o.print_freq());
+  TORCH_CHECK(o.moco_dim() > 0, "expected --moco-dim > 0, got ", o.moco_dim());
+  TORCH_CHECK(o.moco_k() > 0, "expected --moco-k > 0, got ", o.moco_k());
+  TORCH_CHECK(o.moco_m() >= 0 && o.moco_m() < 1,
+              "expected --moco-m in [0, 1), got ", o.moco_m());
+  TORCH_CHECK(o.moco_t() > 0, "expected --moco-t > 0, got ", o.moco_t());
+  TORCH_CHECK(o.bn_splits() >= 1, "expected --bn-splits >= 1, got ",
+              o.bn_splits());
+  TORCH_CHECK(o.batch_size() % o.bn_splits() == 0 &&
+                  o.batch_size() / o.bn_splits() >= 2,
+              "expected --batch-size a multiple of --bn-splits with at least ",
+              "2 images per split, got --batch-size ", o.batch_size(),
+              " and --bn-splits ", o.bn_splits());
+  TORCH_CHECK(o.threads() >= 0, "expected --threads >= 0, got ", o.threads());
+  TORCH_CHECK(o.workers() >= -1, "expected --workers >= 0, got ",
+              o.workers());
+  TORCH_CHECK(o.max_steps() >= 0, "expected --max-steps >= 0, got ",
+              o.max_steps());
+  TORCH_CHECK(o.device() == "cpu" || o.device().rfind("cuda", 0) == 0,
+              "expected --device cpu or cuda[:N], got '", o.device(), "'");
+  TORCH_CHECK(o.stem() == "auto" || o.stem() == "small" ||
+                  o.stem() == "imagenet",
+              "expected --stem auto, small or imagenet, got '", o.stem(), "'");
+  TORCH_CHECK(o.crop_size() >= 0, "expected --crop-size >= 0, got ",
+              o.crop_size());
+  TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());
+  TORCH_CHECK(o.knn_t() > 0, "expected --knn-t > 0, got ", o.knn_t());
+  TORCH_CHECK(o.knn_freq() >= 0, "expected --knn-freq >= 0, got ",
+              o.knn_freq());
+  for (auto m : o.schedule()) {
+    TORCH_CHECK(m >= 0, "expected --schedule epochs >= 0, got ", m);
+  }
+  const auto& archs = models::resnet_archs();
+  TORCH_CHECK(std::find(archs.begin(), archs.end(), o.arch()) != archs.end(),
+              "expected --arch one of resnet18, resnet34, resnet50, resnet101,",
+              " got '", o.arch(), "'");
+}
+
+PretrainResult run_pretrain(const PretrainOptions& opts) {
+  validate(opts);
+  PretrainOptions o = opts;
+  const int64_t threads = o.threads() > 0 ? o.threads() : cores();
+  at::set_num_threads(static_cast<int>(threads));
+  const int64_t workers =
+      o.workers() >= 0 ? o.workers() : std::max<int64_t>(1, cores() - 1);
+  torch::manual_seed(static_cast<uint64_t>(o.seed()));
+
+  const torch::Device device(o.device());
+  TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(),
+              "--device ", o.device(), " asked for, but this build of LibTorch ",
+              "has no CUDA or no GPU is visible");
+
+  // Never write over a run's results by accident.
+  const fs::path out_dir(o.output());
+  const std::string ckpt_path = (out_dir / "checkpoint.pth.tar").string();
+  TORCH_CHECK(!o.resume().empty() || !fs::exists(ckpt_path),
+              "--output ", o.output(), " already holds a checkpoint; pass ",
+              "--resume ", ckpt_path, " to continue it, or choose another ",
+              "--output");
+  fs::create_directories(out_dir);
+
+  auto splits = data::open_dataset(o.data());
+  auto train_set = std::make_shared<data::ImageSet>(std::move(splits.train));
+  TORCH_CHECK(o.batch_size() <= train_set->size(),
+              "expected --batch-size <= the ", train_set->size(),
+              " training images of ", o.data(), ", got ", o.batch_size());
+  const bool small = train_set->height() <= 64 && train_set->width() <= 64;
+  const bool small_stem = o.stem() == "small" || (o.stem() == "auto" && small);
+  const int64_t crop =
+      o.crop_size() > 0 ? o.crop_size() : (small ? train_set->height() : 224);
+  o.stem(small_stem ? "small" : "imagenet").crop_size(crop).threads(threads)
+      .workers(workers);
+
+  auto augment = o.aug_plus() ? data::moco_v2_augment(crop)
+                              : data::moco_v1_augment(crop);
+  if (!o.blur()) augment.blur_p(0.0);
+  auto [mean, std] = small ? channel_stats(*train_set)
+                           : std::make_pair(augment.mean(), augment.std());
+  if (train_set->channels() == 1 && !small) {
+    mean = {0.449};
+    std = {0.226};
+  }
+  augment.mean(mean).std(std);
+
+  models::Moco model(
+      models::ResNetOptions(o.arch())
+          .in_channels(train_set->channels())
+          .small_stem(small_stem)
+          .width(o.width())
+          .mlp(o.mlp())
+          .bn_splits(o.bn_splits()),
+      models::MocoOptions()
+          .dim(o.moco_dim())
+          .K(o.moco_k())
+          .m(o.moco_m())
+          .T(o.moco_t())
+          .symmetric(o.symmetric()));
+  model->to(device);
+  Sgd sgd(model->encoder_q->parameters(),
+          SgdOptions().lr(o.lr()).momentum(o.momentum()).weight_decay(o.wd()));
+
+  int64_t start_epoch = o.start_epoch();
+  int64_t global_step = 0;
+  if (!o.resume().empty()) {
+    const auto rs = load_checkpoint(o.resume(), model, sgd);
+    start_epoch = rs.epoch;
+    global_step = rs.global_step;
+    log_info("resumed from ", o.resume(), " at epoch ", start_epoch);
+  }
+
+  data::TwoViewLoader loader(train_set, augment,
+                             data::LoaderOptions()
+                                 .batch_size(o.batch_size())
+                                 .workers(workers)
+                                 .seed(static_cast<uint64_t>(o.seed()))
+                                 .pin_memory(device.is_cuda()));
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+
+  io::MetricsWriter metrics((out_dir / "metrics.jsonl").string());
+  metrics.write({{"kind", "config"}, {"options", to_json(o)},
+                 {"train_images", train_set->size()},
+                 {"dataset", train_set->description}});
+  log_info("data: ", train_set->description, ", ", train_set->size(),
+           " images ", train_set->channels(), "x", train_set->height(), "x",
+           train_set->width(), splits.test ? ", labelled test split" : "");
+  log_info("model: ", o.arch(), small_stem ? " (small-image stem)" : "",
+           o.width() != 64 ? fmt::format(" width {}", o.width()) : "",
+           ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
+           o.moco_t(), o.mlp() ? ", MLP head" : "",
+           o.aug_plus() ? ", v2 augmentation" : ", v1 augmentation",
+           "; batch ", o.batch_size(), ", ", steps_per_epoch,
+           " steps/epoch, ", threads, " threads, ", workers, " workers");
+
+  PretrainResult result;
+  auto run_knn = [&](int64_t epoch) {
+    if (!splits.test || !splits.test->labelled() || !train_set->labelled()) {
+      return;
+    }
+    const auto t0 = Clock::now();
+    auto enc = model->encoder_q;
+    const bool was_training = enc->is_training();
+    enc->eval();
+    auto encode = [&](const torch::Tensor& x) {
+      return enc->forward_features(x);
+    };
+    auto bank_idx = subset_indices(train_set->size(), o.knn_bank());
+    auto test_idx = subset_indices(splits.test->size(), o.knn_test());
+    auto bank = extract_features(encode, *train_set, bank_idx, mean, std, 512,
+                                 device);
+    auto test = extract_features(encode, *splits.test, test_idx, mean, std,
+                                 512, device);
+    enc->train(was_training);
+    const int64_t classes =
+        std::max(train_set->num_classes, splits.test->num_classes);
+    auto r = knn_evaluate(bank, train_set->labels.index_select(0, bank_idx),
+                          test, splits.test->labels.index_select(0, test_idx),
+                          classes, o.knn_k(), o.knn_t());
+    const double secs = seconds_since(t0);
+    log_info(fmt::format(
+        "knn epoch {}: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {}, "
+        "test {}, {:.1f}s)",
+        epoch, r.top1, r.top5, o.knn_k(), o.knn_t(), r.bank_size, r.test_size,
+        secs));
+    metrics.write({{"kind", "knn"}, {"epoch", epoch}, {"top1", r.top1},
+                   {"top5", r.top5}, {"bank", r.bank_size},
+                   {"test", r.test_size}, {"seconds", secs}});
+    if (epoch < 0) {
+      result.knn_init_top1 = r.top1;
+    } else {
+      result.knn_top1 = r.top1;
+      result.knn_top5 = r.top5;
+    }
+  };
+  if (o.knn_init() && start_epoch == 0) run_knn(-1);
+
+  model->train();
+  double total_images = 0, total_step_seconds = 0, total_wait = 0;
+  bool stopped = false;
+  for (int64_t epoch = start_epoch; epoch < o.epochs() && !stopped; ++epoch) {
+    const double lr =
+        learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
+    sgd.set_lr(lr);
+    loader.start_epoch(epoch);
+    cli::ProgressBar bar(steps_per_epoch,
+                         fmt::format("epoch {}/{}", epoch + 1, o.epochs()),
+                         o.progress() && stderr_is_tty());
+    const auto epoch_t0 = Clock::now();
+    double loss_sum = 0, acc1_sum = 0, acc5_sum = 0;
+    int64_t n_steps = 0;
+    auto window_t0 = Clock::now();
+    int64_t window_images = 0;
+    double img_per_s = 0;
+    while (true) {
+      const auto wait_t0 = Clock::now();
+      auto batch = loader.next();
+      total_wait += seconds_since(wait_t0);
+      if (!batch) break;
+      auto im_q = batch->view_q.to(device, /*non_blocking=*/true);
+      auto im_k = batch->view_k.to(device, /*non_blocking=*/true);
+      auto out = model->forward(im_q, im_k);
+      out.loss.backward();
+      sgd.step();
+      sgd.zero_grad();
+      model->enqueue(out.keys);
+      ++global_step;
+      ++n_steps;
+      window_images += im_q.size(0);
+
+      const double loss = out.loss.item<double>();
+      if (!std::isfinite(loss)) {
+        TORCH_CHECK(false, "non-finite loss (", loss, ") at epoch ", epoch,
+                    " step ", n_steps, "; stopping. The last good checkpoint ",
+                    "is kept", fs::exists(ckpt_path) ? " at " + ckpt_path : "",
+                    ". Try a lower --lr.");
+      }
+      loss_sum += loss;
+      const bool print = n_steps % o.print_freq() == 0 ||
+                         n_steps == steps_per_epoch;
+      const bool bar_on = o.progress() && stderr_is_tty();
+      if (print || bar_on) {
+        const auto acc = models::topk_accuracy(
+            out.logits.detach(),
+            torch::zeros({out.logits.size(0)},
+                         torch::TensorOptions().dtype(torch::kInt64)
+                             .device(device)),
+            {1, 5});
+        acc1_sum += acc[0];
+        acc5_sum += acc[1];
+        const double window_s = seconds_since(window_t0);
+        if (print) {
+          img_per_s = window_images / std::max(window_s, 1e-9);
+          window_t0 = Clock::now();
+          window_images = 0;
+          const double eta = cli::ProgressBar::eta_seconds(
+              seconds_since(epoch_t0), n_steps, steps_per_epoch);
+          metrics.write({{"kind", "train"}, {"epoch", epoch},
+                         {"step", global_step}, {"loss", loss},
+                         {"acc1", acc[0]}, {"acc5", acc[1]}, {"lr", lr},
+                         {"images_per_s", img_per_s}});
+          if (!bar_on) {
+            log_info(fmt::format(
+                "epoch {}/{} step {}/{} loss {:.4f} acc@1 {:.2f} acc@5 {:.2f} "
+                "lr {:.4g} {:.1f} img/s eta {}",
+                epoch + 1, o.epochs(), n_steps, steps_per_epoch, loss, acc[0],
+                acc[1], lr, img_per_s,
+                cli::ProgressBar::format_duration(eta)));
+          }
+        }
+        bar.update(n_steps, fmt::format("loss {:.4f} acc@1 {:.1f} lr {:.4g} "
+                                        "{:.0f} img/s",
+                                        loss, acc[0], lr, img_per_s));
+      }
+      if (o.max_steps() > 0 && global_step >= o.max_steps()) {
+        stopped = true;
+        break;
+      }
+    }
+    bar.finish();
+    const double epoch_s = seconds_since(epoch_t0);
+    const double wait_share = loader.wait_seconds() / std::max(epoch_s, 1e-9);
+    total_images += static_cast<double>(n_steps * o.batch_size());
+    total_step_seconds += epoch_s;
+    result.steps += n_steps;
+    result.final_loss = n_steps ? loss_sum / n_steps : 0;
+    const bool epoch_complete = n_steps == steps_per_epoch;
+    if (epoch_complete) ++result.epochs_done;
+    log_info(fmt::format(
+        "epoch {}/{} done: loss {:.4f}, {} steps in {:.1f}s, {:.1f} img/s, "
+        "waiting for data {:.1f}% of the time",
+        epoch + 1, o.epochs(), result.final_loss, n_steps, epoch_s,
+        n_steps * o.batch_size() / std::max(epoch_s, 1e-9),
+        100.0 * wait_share));
+    metrics.write({{"kind", "epoch"}, {"epoch", epoch},
+                   {"loss", result.final_loss}, {"steps", n_steps},
+                   {"seconds", epoch_s},
+                   {"images_per_s", n_steps * o.batch_size() /
+                                        std::max(epoch_s, 1e-9)},
+                   {"data_wait_share", wait_share},
+                   {"complete", epoch_complete}});
+    // A stopped epoch is saved as not done, so --resume repeats it.
+    save_checkpoint(ckpt_path, model, sgd, epoch_complete ? epoch + 1 : epoch,
+                    global_step, o);
+    result.checkpoint = ckpt_path;
+    const bool last = epoch + 1 == o.epochs() || stopped;
+    if (last || (o.knn_freq() > 0 && (epoch + 1) % o.knn_freq() == 0)) {
+      run_knn(epoch);
+    }
+  }
+  result.images_per_second = total_images / std::max(total_step_seconds, 1e-9);
+  result.data_wait_share = total_wait / std::max(total_step_seconds, 1e-9);
+  if (result.knn_top1 >= 0) {
+    log_info(fmt::format("final kNN top-1 {:.2f}% (top-5 {:.2f}%){}",
+                         result.knn_top1, result.knn_top5,
+                         result.knn_init_top1 >= 0
+                             ? fmt::format("; untrained encoder {:.2f}%",
+                                           result.knn_init_top1)
+                             : ""));
+  }
+  log_info("checkpoint: ", result.checkpoint);
+  return result;
+}
+
+}  // namespace moco::train

@@ -1,0 +1,49 @@
+// SGD with momentum and weight decay as torch.optim.SGD (dampening 0, no
+// Nesterov), stepping all parameters with fused multi-tensor (_foreach_) ops,
+// and the official learning-rate schedules of main_moco.py.
+//
+// Written here rather than using torch::optim::SGD because that one steps
+// tensor by tensor, and because its state must be saved in Python's
+// optimizer.state_dict() layout for the official checkpoint format.
+//
+//   Sgd opt(model->encoder_q->parameters(), SgdOptions().lr(0.03));
+//   opt.set_lr(learning_rate(0.03, epoch, 200, /*cos=*/false, {120, 160}));
+//   loss.backward(); opt.step(); opt.zero_grad();
+#pragma once
+
+#include <torch/types.h>
+#include <torch/arg.h>
+
+#include <vector>
+
+namespace moco::train {
+
+struct SgdOptions {
+  TORCH_ARG(double, lr) = 0.03;
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, weight_decay) = 1e-4;
+};
+
+class Sgd {
+ public:
+  Sgd(std::vector<torch::Tensor> params, SgdOptions options);
+  void step();
+  void zero_grad();  // sets gradients to none
+  void set_lr(double lr) { options_.lr(lr); }
+  const SgdOptions& options() const { return options_; }
+  const std::vector<torch::Tensor>& params() const { return params_; }
+  // Empty until the first step, as in PyTorch.
+  std::vector<torch::Tensor>& momentum_buffers() { return buffers_; }
+
+ private:
+  std::vector<torch::Tensor> params_;
+  std::vector<torch::Tensor> buffers_;
+  SgdOptions options_;
+};
+
+// main_moco.py's adjust_learning_rate: half-cosine over the epochs with
+// `cos`, else x0.1 at each milestone reached.
+double learning_rate(double base_lr, int64_t epoch, int64_t epochs, bool cos,
+                     const std::vector<int64_t>& schedule);
+
+}  // namespace moco::train
