@@ -1,1 +1,137 @@
-int main(){return 0;}
+// One MoCo training step, timed: forward of both encoders, InfoNCE, backward,
+// SGD, enqueue; plus the MoCo-specific parts alone (momentum update, batch
+// shuffle, enqueue, split-BN against plain BN), to say where the time goes.
+//
+//   moco_bench_step --arch resnet18 --stem small --channels 1 --size 28 \
+//       --batch 256 --moco-k 4096 --threads 2 --steps 20
+// Prints one JSON object.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "models/moco.h"
+#include "train/sgd.h"
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double secs(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+template <typename F>
+double time_per_call(int reps, F&& f) {
+  f();
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) f();
+  return secs(t0) / reps;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"time one MoCo step"};
+  std::string arch = "resnet18", stem = "small", data;
+  int64_t channels = 1, size = 28, batch = 256, K = 4096, threads = 2,
+          steps = 20, warmup = 3, bn_splits = 8, width = 64;
+  app.add_option("--arch", arch)->capture_default_str();
+  app.add_option("--stem", stem, "small | imagenet")->capture_default_str();
+  app.add_option("--channels", channels)->capture_default_str();
+  app.add_option("--size", size)->capture_default_str();
+  app.add_option("--width", width)->capture_default_str();
+  app.add_option("--batch", batch)->capture_default_str();
+  app.add_option("--moco-k", K)->capture_default_str();
+  app.add_option("--threads", threads)->capture_default_str();
+  app.add_option("--steps", steps)->capture_default_str();
+  app.add_option("--warmup", warmup)->capture_default_str();
+  app.add_option("--bn-splits", bn_splits)->capture_default_str();
+  app.add_option("--data", data, "IDX folder: use its first images");
+  CLI11_PARSE(app, argc, argv);
+
+  at::set_num_threads(static_cast<int>(threads));
+  torch::manual_seed(0);
+  torch::Tensor x;
+  if (!data.empty()) {
+    auto set = moco::data::open_dataset(data).train;
+    x = set.images.slice(0, 0, batch).to(torch::kFloat32).div(255.0);
+    x = (x - 0.286) / 0.353;
+  } else {
+    x = torch::randn({batch, channels, size, size});
+  }
+  // Two views: the key view flipped, so q and k differ as after augmentation.
+  auto im_q = x.contiguous();
+  auto im_k = x.flip({3}).contiguous();
+
+  auto make = [&](int64_t splits) {
+    return moco::models::Moco(
+        moco::models::ResNetOptions(arch)
+            .in_channels(x.size(1))
+            .small_stem(stem == "small")
+            .width(width)
+            .bn_splits(splits),
+        moco::models::MocoOptions().dim(128).K(K).m(0.99).T(0.1));
+  };
+  auto run_steps = [&](moco::models::Moco& model, int64_t n) {
+    moco::train::Sgd sgd(model->encoder_q->parameters(),
+                         moco::train::SgdOptions().lr(0.06).weight_decay(5e-4));
+    model->train();
+    auto step = [&] {
+      auto out = model->forward(im_q, im_k);
+      out.loss.backward();
+      sgd.step();
+      sgd.zero_grad();
+      model->enqueue(out.keys);
+      return out.loss.item<double>();
+    };
+    for (int64_t i = 0; i < warmup; ++i) step();
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < n; ++i) step();
+    return secs(t0) / n;
+  };
+
+  auto model = make(bn_splits);
+  const double step_s = run_steps(model, steps);
+
+  // The MoCo-specific parts on their own.
+  const double momentum_s = time_per_call(20, [&] { model->momentum_update(); });
+  auto keys = torch::nn::functional::normalize(
+      torch::randn({batch, 128}),
+      torch::nn::functional::NormalizeFuncOptions().dim(1));
+  const double enqueue_s = time_per_call(20, [&] { model->enqueue(keys); });
+  const double shuffle_s = time_per_call(20, [&] {
+    auto s = moco::models::draw_batch_shuffle(batch, torch::kCPU);
+    auto shuffled = im_k.index_select(0, s.forward);
+    auto back = keys.index_select(0, s.inverse);
+  });
+  auto plain = make(1);
+  const double plain_step_s = run_steps(plain, std::max<int64_t>(steps / 2, 3));
+
+  nlohmann::json j = {
+      {"impl", "moco-cpp"},
+      {"arch", arch},
+      {"stem", stem},
+      {"width", width},
+      {"size", size},
+      {"batch", batch},
+      {"moco_k", K},
+      {"threads", threads},
+      {"steps", steps},
+      {"step_s", step_s},
+      {"images_per_s", batch / step_s},
+      {"momentum_update_s", momentum_s},
+      {"enqueue_s", enqueue_s},
+      {"shuffle_s", shuffle_s},
+      {"step_plain_bn_s", plain_step_s},
+      {"split_bn_extra_s", step_s - plain_step_s},
+      {"moco_specific_share",
+       (momentum_s + enqueue_s + shuffle_s + std::max(0.0, step_s - plain_step_s)) /
+           step_s}};
+  std::cout << j.dump() << std::endl;
+  return 0;
+}

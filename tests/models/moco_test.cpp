@@ -1,0 +1,224 @@
+// The MoCo core against hand-computed tensors.
+#include "models/moco.h"
+
+#include <cmath>
+
+#include "../support.h"
+
+namespace moco::models {
+
+namespace {
+
+ResNetOptions tiny_encoder() {
+  return ResNetOptions("resnet18").in_channels(1).small_stem(true).width(8);
+}
+
+Moco tiny_moco(MocoOptions o = MocoOptions().dim(4).K(10)) {
+  return Moco(tiny_encoder(), o);
+}
+
+}  // namespace
+
+TEST(Moco, KeyEncoderStartsAsACopyWithoutGradient) {
+  auto model = tiny_moco();
+  auto q = model->encoder_q->named_parameters();
+  auto k = model->encoder_k->named_parameters();
+  ASSERT_EQ(q.size(), k.size());
+  for (size_t i = 0; i < q.size(); ++i) {
+    EXPECT_EQ(q[i].key(), k[i].key());
+    EXPECT_TRUE(q[i].value().equal(k[i].value())) << q[i].key();
+    EXPECT_TRUE(q[i].value().requires_grad());
+    EXPECT_FALSE(k[i].value().requires_grad());
+  }
+  // The official state-dict names.
+  auto names = model->named_buffers();
+  EXPECT_TRUE(names.contains("queue"));
+  EXPECT_TRUE(names.contains("queue_ptr"));
+  EXPECT_TRUE(model->named_parameters().contains("encoder_q.conv1.weight"));
+  EXPECT_TRUE(model->named_parameters().contains("encoder_k.fc.bias"));
+}
+
+TEST(Moco, MomentumUpdateIsTheConvexCombination) {
+  auto model = tiny_moco(MocoOptions().dim(4).K(10).m(0.9));
+  auto q = model->encoder_q->parameters();
+  auto k = model->encoder_k->parameters();
+  std::vector<torch::Tensor> k_before, q_vals;
+  {
+    torch::NoGradGuard g;
+    for (size_t i = 0; i < q.size(); ++i) {
+      q[i].copy_(torch::randn_like(q[i]));
+      k_before.push_back(k[i].clone());
+      q_vals.push_back(q[i].clone());
+    }
+  }
+  model->momentum_update();
+  for (size_t i = 0; i < q.size(); ++i) {
+    auto want = k_before[i] * 0.9 + q_vals[i] * 0.1;
+    EXPECT_TRUE(torch::allclose(k[i], want, 1e-5, 1e-6)) << i;
+    EXPECT_TRUE(q[i].equal(q_vals[i]));  // the query encoder is untouched
+  }
+}
+
+TEST(Moco, QueueStartsNormalisedAndEnqueueWrapsAround) {
+  auto model = tiny_moco(MocoOptions().dim(2).K(5));
+  EXPECT_EQ(model->queue.sizes(), (std::vector<int64_t>{2, 5}));
+  EXPECT_TRUE(torch::allclose(model->queue.norm(2, 0), torch::ones({5}),
+                              1e-5, 1e-6));
+  EXPECT_EQ(model->queue_ptr.item<int64_t>(), 0);
+
+  auto keys = [](int64_t first, int64_t n) {
+    // Key j is (j, -j), easy to find in the queue.
+    auto v = torch::arange(first, first + n).to(torch::kFloat32);
+    return torch::stack({v, -v}, 1);
+  };
+  auto col = [&](int64_t c) { return model->queue[0][c].item<float>(); };
+  model->enqueue(keys(0, 3));  // K = 5 is not a multiple of 3
+  EXPECT_EQ(model->queue_ptr.item<int64_t>(), 3);
+  EXPECT_EQ(col(0), 0);
+  EXPECT_EQ(col(2), 2);
+  EXPECT_EQ(model->queue[1][2].item<float>(), -2);
+  model->enqueue(keys(3, 3));  // fills 3, 4, wraps to 0
+  EXPECT_EQ(model->queue_ptr.item<int64_t>(), 1);
+  EXPECT_EQ(col(3), 3);
+  EXPECT_EQ(col(4), 4);
+  EXPECT_EQ(col(0), 5);
+  EXPECT_EQ(col(1), 1);  // not yet overwritten
+  // A batch larger than K: as if written one by one from ptr 1: positions
+  // 1,2,3,4,0,1,2 get keys 10..16; the last five survive.
+  model->enqueue(keys(10, 7));
+  EXPECT_EQ(model->queue_ptr.item<int64_t>(), 3);
+  EXPECT_EQ(col(0), 14);
+  EXPECT_EQ(col(1), 15);
+  EXPECT_EQ(col(2), 16);
+  EXPECT_EQ(col(3), 12);
+  EXPECT_EQ(col(4), 13);
+}
+
+TEST(Moco, InfoNceLogitsAndLossByHand) {
+  auto q = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  auto k = torch::tensor({{0.6f, 0.8f}, {0.0f, 1.0f}});
+  auto queue = torch::tensor({{1.0f, 0.0f, -1.0f}, {0.0f, 1.0f, 0.0f}});
+  auto logits = info_nce_logits(q, k, queue, 0.5);
+  auto want = torch::tensor({{1.2f, 2.0f, 0.0f, -2.0f}, {2.0f, 0.0f, 2.0f, 0.0f}});
+  EXPECT_TRUE(torch::allclose(logits, want, 1e-6, 1e-6));
+  const double l0 = -1.2 + std::log(std::exp(1.2) + std::exp(2.0) + 1.0 +
+                                    std::exp(-2.0));
+  const double l1 = -2.0 + std::log(2 * std::exp(2.0) + 2.0);
+  auto loss = torch::nn::functional::cross_entropy(
+      logits, torch::zeros({2}, torch::kInt64));
+  EXPECT_NEAR(loss.item<double>(), (l0 + l1) / 2, 1e-6);
+  auto acc = topk_accuracy(logits, torch::zeros({2}, torch::kInt64), {1, 2});
+  EXPECT_DOUBLE_EQ(acc[0], 0.0);   // neither positive is the top logit
+  EXPECT_DOUBLE_EQ(acc[1], 50.0);  // row 0's positive is second
+}
+
+TEST(Moco, ForwardIsInfoNceOverTheEncoders) {
+  torch::manual_seed(1);
+  auto model = tiny_moco(MocoOptions().dim(4).K(10).T(0.2).m(0.5));
+  model->eval();  // BN from running stats: the shuffle cannot matter
+  auto im_q = torch::randn({4, 1, 8, 8});
+  auto im_k = torch::randn({4, 1, 8, 8});
+  auto out = model->forward(im_q, im_k);
+  namespace F = torch::nn::functional;
+  auto q = F::normalize(model->encoder_q->forward(im_q),
+                        F::NormalizeFuncOptions().dim(1));
+  torch::Tensor k;
+  {
+    torch::NoGradGuard g;
+    k = F::normalize(model->encoder_k->forward(im_k),
+                     F::NormalizeFuncOptions().dim(1));
+  }
+  auto want = info_nce_logits(q, k, model->queue, 0.2);
+  EXPECT_TRUE(torch::allclose(out.logits, want, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.keys, k, 1e-5, 1e-6));
+  EXPECT_NEAR(out.loss.item<double>(),
+              F::cross_entropy(want, torch::zeros({4}, torch::kInt64))
+                  .item<double>(),
+              1e-5);
+  EXPECT_FALSE(out.keys.requires_grad());
+  out.loss.backward();
+  EXPECT_TRUE(model->encoder_q->parameters()[0].grad().defined());
+  EXPECT_FALSE(model->encoder_k->parameters()[0].grad().defined());
+}
+
+TEST(Moco, SymmetricLossUsesBothDirections) {
+  auto model = tiny_moco(MocoOptions().dim(4).K(10).symmetric(true));
+  auto out = model->forward(torch::randn({4, 1, 8, 8}),
+                            torch::randn({4, 1, 8, 8}));
+  EXPECT_EQ(out.keys.sizes(), (std::vector<int64_t>{8, 4}));
+  EXPECT_GT(out.loss.item<double>(), 2 * std::log(11.0) * 0.5);
+}
+
+TEST(Moco, BatchShuffleAndInverseAreExact) {
+  auto s = draw_batch_shuffle(37, torch::kCPU);
+  auto x = torch::arange(37);
+  EXPECT_TRUE(x.index_select(0, s.forward).index_select(0, s.inverse).equal(x));
+  EXPECT_FALSE(s.forward.equal(x));
+}
+
+// Which samples' inputs a key depends on: in train mode a key depends on the
+// other samples only through its BatchNorm sub-batch. Perturb sample j, see
+// which keys move.
+torch::Tensor key_dependencies(Moco& model, const torch::Tensor& x) {
+  const int64_t n = x.size(0);
+  torch::manual_seed(5);
+  auto base = model->encode_keys(x);
+  auto dep = torch::zeros({n, n}, torch::kBool);
+  for (int64_t j = 0; j < n; ++j) {
+    auto xj = x.clone();
+    xj[j].add_(3.0);
+    torch::manual_seed(5);  // the same shuffle
+    auto kj = model->encode_keys(xj);
+    auto moved = (kj - base).abs().amax(1) > 1e-6;
+    dep.select(1, j).copy_(moved);
+  }
+  return dep;
+}
+
+TEST(Moco, ShuffleBnKeepsKeysOutOfTheQuerySubBatch) {
+  const int64_t n = 16, splits = 4;
+  auto x = torch::randn({n, 1, 8, 8});
+  // The query's sub-batches: sample i shares BN statistics with j iff
+  // i % splits == j % splits.
+  auto idx = torch::arange(n);
+  auto query_groups = (idx.view({n, 1}) % splits) == (idx.view({1, n}) % splits);
+
+  auto plain = tiny_moco(MocoOptions().dim(4).K(10).shuffle_bn(false));
+  plain->encoder_k->set_bn_splits(splits);
+  plain->train();
+  auto dep_plain = key_dependencies(plain, x);
+  EXPECT_TRUE(dep_plain.equal(query_groups))
+      << "without the shuffle the key's BN sub-batch is the query's";
+
+  auto shuffled = tiny_moco(MocoOptions().dim(4).K(10).shuffle_bn(true));
+  shuffled->encoder_k->set_bn_splits(splits);
+  shuffled->train();
+  auto dep = key_dependencies(shuffled, x);
+  EXPECT_FALSE(dep.equal(query_groups));
+  // Still split BN: every key depends on exactly n / splits samples.
+  EXPECT_TRUE(dep.sum(1).eq(n / splits).all().item<bool>());
+  // Most keys now share their statistics with other samples than their
+  // query did.
+  const int64_t same_rows =
+      (dep == query_groups).all(1).sum().item<int64_t>();
+  EXPECT_LT(same_rows, n / 2);
+}
+
+TEST(Moco, RejectsOutOfRangeOptions) {
+  auto expect_error = [](MocoOptions o, const std::string& flag) {
+    try {
+      Moco m(tiny_encoder(), o);
+      FAIL() << "expected an error for " << flag;
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what_without_backtrace()).find(flag),
+                std::string::npos)
+          << e.what_without_backtrace();
+    }
+  };
+  expect_error(MocoOptions().K(0), "--moco-k");
+  expect_error(MocoOptions().m(1.0), "--moco-m");
+  expect_error(MocoOptions().m(-0.1), "--moco-m");
+  expect_error(MocoOptions().T(0.0), "--moco-t");
+}
+
+}  // namespace moco::models

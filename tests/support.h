@@ -1,0 +1,136 @@
+// Helpers shared by the tests: scratch folders, fixtures written on the fly,
+// and running Python torch/torchvision (Debian's, /usr/bin/python3) as the
+// independent reference.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "io/checkpoint.h"
+
+namespace moco::test {
+
+namespace fs = std::filesystem;
+
+inline fs::path scratch_dir(const std::string& name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path dir = fs::temp_directory_path() /
+                 ("moco-test-" + std::to_string(::getpid())) /
+                 (std::string(info->test_suite_name()) + "." + info->name() +
+                  "." + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Runs a shell command, returns its exit status; output goes to `log`.
+inline int run_command(const std::string& cmd, const std::string& log) {
+  const std::string full = cmd + " > '" + log + "' 2>&1";
+  const int rc = std::system(full.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+inline std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+inline std::string python_script(const std::string& name) {
+  return std::string(MOCO_SOURCE_DIR) + "/tests/python/" + name;
+}
+
+// Runs tests/python/NAME with args through /usr/bin/python3; fails the test
+// with the script's output if it exits non-zero.
+inline void run_python(const std::string& name, const std::string& args,
+                       const fs::path& dir) {
+  const auto log = (dir / (name + ".log")).string();
+  const int rc = run_command(
+      "/usr/bin/python3 '" + python_script(name) + "' " + args, log);
+  ASSERT_EQ(rc, 0) << "python reference failed:\n" << read_text(log);
+}
+
+// Bytes of an IDX file: magic, dims (big-endian), data.
+inline std::string idx_bytes(const torch::Tensor& t_u8, bool images) {
+  std::string out;
+  auto be32 = [&](uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) out.push_back(char((v >> s) & 0xff));
+  };
+  be32(images ? 0x00000803 : 0x00000801);
+  for (auto d : t_u8.sizes()) be32(static_cast<uint32_t>(d));
+  auto c = t_u8.contiguous();
+  out.append(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()),
+             static_cast<size_t>(c.numel()));
+  return out;
+}
+
+inline void write_file(const fs::path& p, const std::string& bytes,
+                       bool gzip = false) {
+  if (gzip) {
+    gzFile f = gzopen(p.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+  } else {
+    std::ofstream out(p, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+}
+
+// A tiny Fashion-MNIST-like IDX dataset: n train and n/2 test images of
+// size x size, `classes` classes, each class a different bright stripe.
+inline void write_idx_dataset(const fs::path& dir, int64_t n, int64_t size,
+                              int64_t classes, bool gzip = true) {
+  auto make = [&](int64_t count, uint64_t seed) {
+    torch::manual_seed(seed);
+    auto labels = torch::arange(count) % classes;
+    auto imgs = torch::randint(0, 60, {count, size, size});
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t c = labels[i].item<int64_t>();
+      const int64_t row = (c * size) / classes;
+      imgs[i].slice(0, row, row + std::max<int64_t>(1, size / classes))
+          .fill_(220);
+    }
+    return std::make_pair(imgs.to(torch::kUInt8), labels.to(torch::kUInt8));
+  };
+  const std::string ext = gzip ? ".gz" : "";
+  auto [tr_x, tr_y] = make(n, 1);
+  auto [te_x, te_y] = make(n / 2, 2);
+  write_file(dir / ("train-images-idx3-ubyte" + ext), idx_bytes(tr_x, true),
+             gzip);
+  write_file(dir / ("train-labels-idx1-ubyte" + ext), idx_bytes(tr_y, false),
+             gzip);
+  write_file(dir / ("t10k-images-idx3-ubyte" + ext), idx_bytes(te_x, true),
+             gzip);
+  write_file(dir / ("t10k-labels-idx1-ubyte" + ext), idx_bytes(te_y, false),
+             gzip);
+}
+
+// Saves tensors as a plain {name: tensor} dict that torch.load reads.
+inline void save_tensors(const fs::path& p,
+                         const std::vector<std::pair<std::string,
+                                                     torch::Tensor>>& items) {
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& [k, v] : items) d.insert(k, v);
+  io::save_pickle(p.string(), d);
+}
+
+inline std::map<std::string, torch::Tensor> load_tensors(const fs::path& p) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : io::load_pickle(p.string()).toGenericDict()) {
+    out[e.key().toStringRef()] = e.value().toTensor();
+  }
+  return out;
+}
+
+inline std::string moco_binary() { return MOCO_BINARY; }
+
+}  // namespace moco::test

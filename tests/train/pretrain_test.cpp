@@ -1,0 +1,156 @@
+// End-to-end pretraining on a tiny IDX dataset made on the fly: resume
+// equals an uninterrupted run, checkpoints in the official layout that
+// Python reads, and bad input stops with a clear error.
+#include "train/pretrain.h"
+
+#include "../support.h"
+
+namespace moco::train {
+
+namespace {
+
+PretrainOptions tiny_run(const test::fs::path& data,
+                         const test::fs::path& out) {
+  return PretrainOptions()
+      .data(data.string())
+      .arch("resnet18")
+      .width(8)
+      .epochs(2)
+      .batch_size(16)
+      .bn_splits(4)
+      .moco_k(40)
+      .moco_dim(16)
+      .lr(0.05)
+      .cos(true)
+      .aug_plus(true)
+      .workers(2)
+      .threads(1)
+      .seed(3)
+      .print_freq(1)
+      .knn_k(5)
+      .progress(false)
+      .output(out.string());
+}
+
+std::map<std::string, torch::Tensor> state_dict_of(const std::string& ckpt) {
+  std::map<std::string, torch::Tensor> out;
+  auto sd = io::dict_get(io::load_pickle(ckpt), "state_dict", ckpt);
+  for (const auto& e : sd.toGenericDict()) {
+    out[e.key().toStringRef()] = e.value().toTensor();
+  }
+  return out;
+}
+
+std::string error_of(const PretrainOptions& o) {
+  try {
+    run_pretrain(o);
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "";
+}
+
+}  // namespace
+
+class Pretrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = test::scratch_dir("data");
+    test::write_idx_dataset(data_, 64, 16, 4);
+  }
+  test::fs::path data_;
+};
+
+TEST_F(Pretrain, ResumedRunEndsWithTheSameWeights) {
+  auto full_dir = test::scratch_dir("full");
+  auto full = run_pretrain(tiny_run(data_, full_dir));
+  EXPECT_EQ(full.steps, 8);
+  EXPECT_EQ(full.epochs_done, 2);
+  EXPECT_GE(full.knn_top1, 0);
+
+  auto part_dir = test::scratch_dir("part");
+  auto first = run_pretrain(tiny_run(data_, part_dir).max_steps(4));
+  EXPECT_EQ(first.steps, 4);
+  auto second = run_pretrain(
+      tiny_run(data_, part_dir).resume(first.checkpoint));
+  EXPECT_EQ(second.steps, 4);
+
+  auto a = state_dict_of(full.checkpoint);
+  auto b = state_dict_of(second.checkpoint);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) {
+    ASSERT_TRUE(b.count(k)) << k;
+    EXPECT_TRUE(v.equal(b.at(k))) << k << " differs after resume";
+  }
+  // The metrics file has the records a user plots.
+  const auto metrics = test::read_text(full_dir / "metrics.jsonl");
+  EXPECT_NE(metrics.find("\"kind\":\"train\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"kind\":\"knn\""), std::string::npos);
+  EXPECT_NE(metrics.find("\"data_wait_share\""), std::string::npos);
+}
+
+TEST_F(Pretrain, PythonReadsTheCheckpointInTheOfficialLayout) {
+  auto out = test::scratch_dir("out");
+  auto r = run_pretrain(tiny_run(data_, out).epochs(1).mlp(true));
+  test::run_python("check_checkpoint.py",
+                   "'" + r.checkpoint + "' resnet18", out);
+}
+
+TEST_F(Pretrain, BadOptionsNameTheFlag) {
+  auto out = test::scratch_dir("out");
+  auto expect_flag = [&](PretrainOptions o, const std::string& flag) {
+    const auto msg = error_of(o);
+    EXPECT_NE(msg.find(flag), std::string::npos)
+        << "expected '" << flag << "' in: " << msg;
+  };
+  expect_flag(tiny_run(data_, out).moco_k(0), "--moco-k");
+  expect_flag(tiny_run(data_, out).moco_m(1.0), "--moco-m");
+  expect_flag(tiny_run(data_, out).moco_t(0), "--moco-t");
+  expect_flag(tiny_run(data_, out).batch_size(128), "--batch-size");
+  expect_flag(tiny_run(data_, out).bn_splits(3), "--bn-splits");
+  expect_flag(tiny_run(data_, out).arch("vgg16"), "--arch");
+  expect_flag(tiny_run(data_, out).device("tpu"), "--device");
+  EXPECT_FALSE(test::fs::exists(out / "checkpoint.pth.tar"));
+}
+
+TEST_F(Pretrain, BadDataNamesTheFile) {
+  auto out = test::scratch_dir("out");
+  auto missing = error_of(tiny_run(data_ / "nope", out));
+  EXPECT_NE(missing.find("nope"), std::string::npos) << missing;
+  // Truncate the gzip stream of the training images.
+  const auto f = data_ / "train-images-idx3-ubyte.gz";
+  auto bytes = test::read_text(f);
+  test::write_file(f, bytes.substr(0, bytes.size() / 2));
+  auto corrupt = error_of(tiny_run(data_, out));
+  EXPECT_NE(corrupt.find("train-images-idx3-ubyte.gz"), std::string::npos)
+      << corrupt;
+}
+
+TEST_F(Pretrain, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
+  auto out = test::scratch_dir("out");
+  auto first = run_pretrain(tiny_run(data_, out).epochs(3).max_steps(4));
+  const auto before = test::read_text(first.checkpoint);
+  const auto msg = error_of(
+      tiny_run(data_, out).epochs(3).lr(1e38).resume(first.checkpoint));
+  EXPECT_NE(msg.find("non-finite loss"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(first.checkpoint), std::string::npos) << msg;
+  EXPECT_EQ(test::read_text(first.checkpoint), before);
+}
+
+TEST_F(Pretrain, RefusesToOverwriteARunWithoutResume) {
+  auto out = test::scratch_dir("out");
+  run_pretrain(tiny_run(data_, out).epochs(1));
+  const auto msg = error_of(tiny_run(data_, out).epochs(1));
+  EXPECT_NE(msg.find("--resume"), std::string::npos) << msg;
+}
+
+TEST_F(Pretrain, ResumeFromAnotherArchitectureNamesTheFile) {
+  auto out = test::scratch_dir("out");
+  auto r = run_pretrain(tiny_run(data_, out).epochs(1));
+  auto out2 = test::scratch_dir("out2");
+  const auto msg = error_of(
+      tiny_run(data_, out2).arch("resnet34").resume(r.checkpoint));
+  EXPECT_NE(msg.find(r.checkpoint), std::string::npos) << msg;
+}
+
+}  // namespace moco::train
