@@ -1,11 +1,12 @@
 """Reads a `moco pretrain` checkpoint with Python's torch.load and checks the
-official main_moco.py layout. Usage: check_checkpoint.py CKPT ARCH"""
+official main_moco.py layout. Usage: check_checkpoint.py CKPT ARCH [mlp]"""
 import sys
 
 import torch
 
 ckpt = torch.load(sys.argv[1], map_location="cpu")
 arch = sys.argv[2]
+mlp = len(sys.argv) > 3 and sys.argv[3] == "mlp"
 assert isinstance(ckpt, dict), type(ckpt)
 for key in ("epoch", "arch", "state_dict", "optimizer"):
     assert key in ckpt, key
@@ -13,8 +14,13 @@ assert ckpt["arch"] == arch, ckpt["arch"]
 sd = ckpt["state_dict"]
 for key in ("module.encoder_q.conv1.weight", "module.encoder_k.conv1.weight",
             "module.encoder_q.layer1.0.bn1.running_mean",
-            "module.encoder_q.fc.weight", "module.queue", "module.queue_ptr"):
+            "module.queue", "module.queue_ptr"):
     assert key in sd, key
+# The v2 head is torchvision-indexed: fc.0 (Linear), fc.1 (ReLU), fc.2.
+fc = ["fc.0.weight", "fc.0.bias", "fc.2.weight", "fc.2.bias"] if mlp \
+    else ["fc.weight", "fc.bias"]
+for name in fc:
+    assert "module.encoder_q." + name in sd, name
 assert sd["module.queue_ptr"].dtype == torch.int64
 norms = sd["module.queue"].norm(dim=0)
 assert torch.allclose(norms, torch.ones_like(norms), atol=1e-4)

@@ -93,7 +93,7 @@ TEST_F(Pretrain, PythonReadsTheCheckpointInTheOfficialLayout) {
   auto out = test::scratch_dir("out");
   auto r = run_pretrain(tiny_run(data_, out).epochs(1).mlp(true));
   test::run_python("check_checkpoint.py",
-                   "'" + r.checkpoint + "' resnet18", out);
+                   "'" + r.checkpoint + "' resnet18 mlp", out);
 }
 
 TEST_F(Pretrain, BadOptionsNameTheFlag) {
