@@ -1,4 +1,8 @@
 // The moco binary: see `moco --help`.
 #include "cli/commands.h"
+#include "core/malloc_tuning.h"
 
-int main(int argc, char** argv) { return moco::cli::run(argc, argv); }
+int main(int argc, char** argv) {
+  moco::tune_malloc_for_training();
+  return moco::cli::run(argc, argv);
+}

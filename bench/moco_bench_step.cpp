@@ -9,10 +9,12 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <algorithm>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/malloc_tuning.h"
 #include "data/dataset.h"
 #include "models/moco.h"
 #include "train/sgd.h"
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   app.add_option("--bn-splits", bn_splits)->capture_default_str();
   app.add_option("--data", data, "IDX folder: use its first images");
   CLI11_PARSE(app, argc, argv);
+  const bool malloc_tuned = moco::tune_malloc_for_training();
 
   at::set_num_threads(static_cast<int>(threads));
   torch::manual_seed(0);
@@ -77,26 +80,48 @@ int main(int argc, char** argv) {
             .bn_splits(splits),
         moco::models::MocoOptions().dim(128).K(K).m(0.99).T(0.1));
   };
-  auto run_steps = [&](moco::models::Moco& model, int64_t n) {
-    moco::train::Sgd sgd(model->encoder_q->parameters(),
-                         moco::train::SgdOptions().lr(0.06).weight_decay(5e-4));
-    model->train();
-    auto step = [&] {
-      auto out = model->forward(im_q, im_k);
+  // A step as the trainer runs it.
+  struct Runner {
+    moco::models::Moco model;
+    moco::train::Sgd sgd;
+    double step(const torch::Tensor& q, const torch::Tensor& k) {
+      const auto t0 = Clock::now();
+      auto out = model->forward(q, k);
       out.loss.backward();
       sgd.step();
       sgd.zero_grad();
       model->enqueue(out.keys);
-      return out.loss.item<double>();
-    };
-    for (int64_t i = 0; i < warmup; ++i) step();
-    const auto t0 = Clock::now();
-    for (int64_t i = 0; i < n; ++i) step();
-    return secs(t0) / n;
+      out.loss.item<double>();
+      return secs(t0);
+    }
   };
-
-  auto model = make(bn_splits);
-  const double step_s = run_steps(model, steps);
+  auto runner = [&](int64_t splits) {
+    auto m = make(splits);
+    m->train();
+    return Runner{m, moco::train::Sgd(m->encoder_q->parameters(),
+                                      moco::train::SgdOptions()
+                                          .lr(0.06)
+                                          .weight_decay(5e-4))};
+  };
+  auto split = runner(bn_splits);
+  auto plain = runner(1);
+  for (int64_t i = 0; i < warmup; ++i) {
+    split.step(im_q, im_k);
+    plain.step(im_q, im_k);
+  }
+  // Interleaved, so drift in the machine's speed hits both alike; medians.
+  std::vector<double> t_split, t_plain;
+  for (int64_t i = 0; i < steps; ++i) {
+    t_split.push_back(split.step(im_q, im_k));
+    t_plain.push_back(plain.step(im_q, im_k));
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double step_s = median(t_split);
+  const double plain_step_s = median(t_plain);
+  auto& model = split.model;
 
   // The MoCo-specific parts on their own.
   const double momentum_s = time_per_call(20, [&] { model->momentum_update(); });
@@ -109,8 +134,6 @@ int main(int argc, char** argv) {
     auto shuffled = im_k.index_select(0, s.forward);
     auto back = keys.index_select(0, s.inverse);
   });
-  auto plain = make(1);
-  const double plain_step_s = run_steps(plain, std::max<int64_t>(steps / 2, 3));
 
   nlohmann::json j = {
       {"impl", "moco-cpp"},
@@ -121,6 +144,7 @@ int main(int argc, char** argv) {
       {"batch", batch},
       {"moco_k", K},
       {"threads", threads},
+      {"malloc_tuned", malloc_tuned},
       {"steps", steps},
       {"step_s", step_s},
       {"images_per_s", batch / step_s},

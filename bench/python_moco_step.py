@@ -142,10 +142,12 @@ def step():
 
 for _ in range(args.warmup):
     step()
-t0 = time.perf_counter()
+times = []
 for _ in range(args.steps):
+    t0 = time.perf_counter()
     step()
-step_s = (time.perf_counter() - t0) / args.steps
+    times.append(time.perf_counter() - t0)
+step_s = sorted(times)[len(times) // 2]  # median, as the C++ side
 print(json.dumps({"impl": "python-torch", "torch": torch.__version__,
                   "arch": args.arch, "size": args.size, "batch": args.batch,
                   "moco_k": args.moco_k, "threads": args.threads,

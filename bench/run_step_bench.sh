@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Our MoCo step against the Python peer's, same model, data, batch, threads.
-#   bench/run_step_bench.sh [BUILD_DIR]   (env: STEPS, THREADS, BATCH, K)
+#   bench/run_step_bench.sh [BUILD_DIR]   (env: STEPS, ROUNDS, THREADS, BATCH, K)
 # Default: small-image ResNet-18 on Fashion-MNIST, batch 256, K 4096,
 # 2 threads, fp32 on both sides.
 set -euo pipefail
@@ -14,13 +14,27 @@ DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 common=(--arch resnet18 --stem small --channels 1 --size 28 --batch "$BATCH"
         --moco-k "$K" --threads "$THREADS" --steps "$STEPS" --bn-splits 8
         --data "$DATA")
-ours=$("$BUILD/moco_bench_step" "${common[@]}")
-peer=$(/usr/bin/python3 bench/python_moco_step.py "${common[@]}")
-echo "ours: $ours"
-echo "peer: $peer"
-/usr/bin/python3 - "$ours" "$peer" <<'PY'
-import json, sys
-o, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+ROUNDS=${ROUNDS:-2}
+# Alternate the two, ROUNDS times, so a drift in the machine's speed hits both.
+results=()
+for ((r = 0; r < ROUNDS; r++)); do
+  ours=$("$BUILD/moco_bench_step" "${common[@]}")
+  peer=$(/usr/bin/python3 bench/python_moco_step.py "${common[@]}")
+  echo "ours: $ours"
+  echo "peer: $peer"
+  results+=("$ours" "$peer")
+done
+/usr/bin/python3 - "${results[@]}" <<'PY'
+import json, statistics, sys
+runs = [json.loads(a) for a in sys.argv[1:]]
+ours, peers = runs[0::2], runs[1::2]
+o = dict(ours[0])
+for key in ("step_s", "momentum_update_s", "enqueue_s", "shuffle_s",
+            "split_bn_extra_s", "moco_specific_share"):
+    o[key] = statistics.mean(r[key] for r in ours)
+o["images_per_s"] = o["batch"] / o["step_s"]
+p = {"step_s": statistics.mean(r["step_s"] for r in peers)}
+p["images_per_s"] = o["batch"] / p["step_s"]
 print(f"moco (C++)      {o['images_per_s']:8.1f} img/s  step {o['step_s']*1e3:7.1f} ms")
 print(f"python peer     {p['images_per_s']:8.1f} img/s  step {p['step_s']*1e3:7.1f} ms")
 print(f"ratio           {o['images_per_s'] / p['images_per_s']:8.3f}x")
