@@ -30,7 +30,8 @@ runs = [json.loads(a) for a in sys.argv[1:]]
 ours, peers = runs[0::2], runs[1::2]
 o = dict(ours[0])
 for key in ("step_s", "momentum_update_s", "enqueue_s", "shuffle_s",
-            "split_bn_extra_s", "moco_specific_share"):
+            "split_bn_extra_s", "split_bn_layer_extra_s",
+            "moco_specific_share"):
     o[key] = statistics.mean(r[key] for r in ours)
 o["images_per_s"] = o["batch"] / o["step_s"]
 p = {"step_s": statistics.mean(r["step_s"] for r in peers)}
@@ -42,6 +43,8 @@ print("where the MoCo-specific time goes (ms per step): "
       f"momentum update {o['momentum_update_s']*1e3:.2f}, "
       f"shuffle/unshuffle {o['shuffle_s']*1e3:.2f}, "
       f"enqueue {o['enqueue_s']*1e3:.2f}, "
-      f"split-BN over plain BN {o['split_bn_extra_s']*1e3:.1f} "
+      f"split-BN over plain BN {o['split_bn_layer_extra_s']*1e3:.1f} "
+      f"(layer by layer; whole-step difference {o['split_bn_extra_s']*1e3:.0f}, "
+      "within step noise) "
       f"-> {100*o['moco_specific_share']:.1f}% of the step")
 PY
