@@ -1,8 +1,8 @@
 #include "cli/commands.h"
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -115,109 +115,77 @@ int run(int argc, char** argv) {
 
   train::PretrainOptions o;
   std::string preset = "auto", blur, knn_init;
-  auto* sub = app.add_subcommand(
+  CLI::App* sub = nullptr;
+  // Every option shows its default in --help.
+  auto add = [&](const std::string& names, auto& value,
+                 const std::string& help) {
+    return sub->add_option(names, value, help)->capture_default_str();
+  };
+  sub = app.add_subcommand(
       "pretrain",
       "MoCo pretraining (flags and defaults of the official main_moco.py). "
       "Without DATA: Fashion-MNIST from " +
           std::string(data::kDefaultDataset) + " with the 'quick' preset.");
-  sub->add_option("data,--data", o.data(),
-                  "dataset folder: IDX (MNIST/Fashion-MNIST) or CIFAR-10/100 "
-                  "binaries")
-      ->capture_default_str();
-  sub->add_option("--preset", preset,
-                  "defaults for the flags you do not give: quick (~10 min "
-                  "on 2 cores), cifar (official CIFAR demo), v1, v2 (official "
-                  "MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos), none; auto "
-                  "= quick without DATA, none with it")
-      ->capture_default_str();
-  sub->add_option("-a,--arch", o.arch(),
-                  "resnet18 | resnet34 | resnet50 | resnet101")
-      ->capture_default_str();
-  sub->add_option("-j,--workers", o.workers(),
-                  "data loading threads (-1: cores - 1, at least 1)")
-      ->capture_default_str();
-  sub->add_option("--epochs", o.epochs(), "number of total epochs to run")
-      ->capture_default_str();
-  sub->add_option("--start-epoch", o.start_epoch(),
-                  "manual epoch number (useful on restarts)")
-      ->capture_default_str();
-  sub->add_option("-b,--batch-size", o.batch_size(),
-                  "mini-batch size (the whole batch of this process)")
-      ->capture_default_str();
-  sub->add_option("--lr,--learning-rate", o.lr(), "initial learning rate")
-      ->capture_default_str();
-  sub->add_option("--schedule", o.schedule(),
-                  "epochs at which to drop lr by 10x (without --cos)")
-      ->capture_default_str()
+  add("data,--data", o.data(),
+      "dataset folder: IDX (MNIST/Fashion-MNIST) or CIFAR-10/100 "
+      "binaries");
+  add("--preset", preset,
+      "defaults for the flags you do not give: quick (~10 min "
+      "on 2 cores), cifar (official CIFAR demo), v1, v2 (official "
+      "MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos), none; auto "
+      "= quick without DATA, none with it");
+  add("-a,--arch", o.arch(), "resnet18 | resnet34 | resnet50 | resnet101");
+  add("-j,--workers", o.workers(),
+      "data loading threads (-1: cores - 1, at least 1)");
+  add("--epochs", o.epochs(), "number of total epochs to run");
+  add("--start-epoch", o.start_epoch(),
+      "manual epoch number (useful on restarts)");
+  add("-b,--batch-size", o.batch_size(),
+      "mini-batch size (the whole batch of this process)");
+  add("--lr,--learning-rate", o.lr(), "initial learning rate");
+  add("--schedule", o.schedule(),
+      "epochs at which to drop lr by 10x (without --cos)")
       ->expected(1, 64);
-  sub->add_option("--momentum", o.momentum(), "SGD momentum")
-      ->capture_default_str();
-  sub->add_option("--wd,--weight-decay", o.wd(), "weight decay")
-      ->capture_default_str();
-  sub->add_option("-p,--print-freq", o.print_freq(), "print frequency (steps)")
-      ->capture_default_str();
-  sub->add_option("--resume", o.resume(),
-                  "path to a checkpoint to continue from")
-      ->capture_default_str();
-  sub->add_option("--seed", o.seed(), "seed for initialisation and data")
-      ->capture_default_str();
-  sub->add_option("--moco-dim", o.moco_dim(), "feature dimension")
-      ->capture_default_str();
-  sub->add_option("--moco-k", o.moco_k(),
-                  "queue size; number of negative keys")
-      ->capture_default_str();
-  sub->add_option("--moco-m", o.moco_m(),
-                  "momentum of updating key encoder")
-      ->capture_default_str();
-  sub->add_option("--moco-t", o.moco_t(), "softmax temperature")
-      ->capture_default_str();
+  add("--momentum", o.momentum(), "SGD momentum");
+  add("--wd,--weight-decay", o.wd(), "weight decay");
+  add("-p,--print-freq", o.print_freq(), "print frequency (steps)");
+  add("--resume", o.resume(), "path to a checkpoint to continue from");
+  add("--seed", o.seed(), "seed for initialisation and data");
+  add("--moco-dim", o.moco_dim(), "feature dimension");
+  add("--moco-k", o.moco_k(), "queue size; number of negative keys");
+  add("--moco-m", o.moco_m(), "momentum of updating key encoder");
+  add("--moco-t", o.moco_t(), "softmax temperature");
   sub->add_flag("--mlp", o.mlp(), "use mlp head (MoCo v2)");
   sub->add_flag("--aug-plus", o.aug_plus(),
                 "use moco v2 data augmentation (jitter p=0.8, blur)");
   sub->add_flag("--cos", o.cos(), "use cosine lr schedule");
-  sub->add_option("--threads", o.threads(),
-                  "intra-op threads for the step (0: all cores)")
-      ->capture_default_str();
-  sub->add_option("--bn-splits", o.bn_splits(),
-                  "BatchNorm splits, simulating multi-GPU BN for shuffle-BN")
-      ->capture_default_str();
+  add("--threads", o.threads(), "intra-op threads for the step (0: all cores)");
+  add("--bn-splits", o.bn_splits(),
+      "BatchNorm splits, simulating multi-GPU BN for shuffle-BN");
   sub->add_flag("--symmetric", o.symmetric(),
                 "symmetric loss (both views as query), as the CIFAR demo");
-  sub->add_option("--max-steps", o.max_steps(),
-                  "stop after N optimizer steps (0: no limit)")
-      ->capture_default_str();
-  sub->add_option("--output", o.output(),
-                  "folder for checkpoint.pth.tar and metrics.jsonl")
-      ->capture_default_str();
-  sub->add_option("--device", o.device(), "cpu | cuda | cuda:N")
-      ->capture_default_str();
-  sub->add_option("--stem", o.stem(),
-                  "auto (small for images <= 64 px) | small (3x3 conv1, no "
-                  "max-pool) | imagenet")
-      ->capture_default_str();
-  sub->add_option("--width", o.width(),
-                  "ResNet base width (64 = torchvision's shapes)")
-      ->capture_default_str();
-  sub->add_option("--crop-size", o.crop_size(),
-                  "RandomResizedCrop size (0: image size if <= 64 px, else "
-                  "224)")
-      ->capture_default_str();
+  add("--max-steps", o.max_steps(),
+      "stop after N optimizer steps (0: no limit)");
+  add("--output", o.output(),
+      "folder for checkpoint.pth.tar and metrics.jsonl");
+  add("--device", o.device(), "cpu | cuda | cuda:N");
+  add("--stem", o.stem(),
+      "auto (small for images <= 64 px) | small (3x3 conv1, no "
+      "max-pool) | imagenet");
+  add("--width", o.width(), "ResNet base width (64 = torchvision's shapes)");
+  add("--crop-size", o.crop_size(),
+      "RandomResizedCrop size (0: image size if <= 64 px, else "
+      "224)");
   sub->add_option("--blur", blur,
                   "with --aug-plus, Gaussian blur p=0.5 (on | off; default "
                   "on, off in the quick and cifar presets)");
-  sub->add_option("--knn-k", o.knn_k(), "kNN monitor: neighbours")
-      ->capture_default_str();
-  sub->add_option("--knn-t", o.knn_t(), "kNN monitor: temperature")
-      ->capture_default_str();
-  sub->add_option("--knn-freq", o.knn_freq(),
-                  "kNN monitor every N epochs (0: at the end only)")
-      ->capture_default_str();
-  sub->add_option("--knn-bank", o.knn_bank(),
-                  "kNN monitor: training images in the bank (0: all)")
-      ->capture_default_str();
-  sub->add_option("--knn-test", o.knn_test(),
-                  "kNN monitor: test images scored (0: all)")
-      ->capture_default_str();
+  add("--knn-k", o.knn_k(), "kNN monitor: neighbours");
+  add("--knn-t", o.knn_t(), "kNN monitor: temperature");
+  add("--knn-freq", o.knn_freq(),
+      "kNN monitor every N epochs (0: at the end only)");
+  add("--knn-bank", o.knn_bank(),
+      "kNN monitor: training images in the bank (0: all)");
+  add("--knn-test", o.knn_test(), "kNN monitor: test images scored (0: all)");
   sub->add_option("--knn-init", knn_init,
                   "also score the untrained encoder before training (on | "
                   "off; on in the quick preset)");
