@@ -141,8 +141,10 @@ int main(int argc, char** argv) {
   // forward+backward (f_q) and once forward without gradient (f_k).
   // Shapes: for basic-block ResNets, the layer with C channels sees
   // size / (C / width) pixels a side (after the stem).
-  double bn_split_extra_s = -1;
+  bool bn_layers_measured = false;
+  double bn_split_extra_s = 0;
   if (arch == "resnet18" || arch == "resnet34") {
+    bn_layers_measured = true;
     const int64_t stem_div = stem == "small" ? 1 : 4;
     double extra = 0;
     for (auto& m : model->encoder_q->modules(false)) {
@@ -195,11 +197,12 @@ int main(int argc, char** argv) {
       {"shuffle_s", shuffle_s},
       {"step_plain_bn_s", plain_step_s},
       {"split_bn_extra_s", step_s - plain_step_s},
-      {"split_bn_layer_extra_s", bn_split_extra_s},
+      {"split_bn_layer_extra_s",
+       bn_layers_measured ? nlohmann::json(bn_split_extra_s) : nlohmann::json()},
       {"moco_specific_share",
        (momentum_s + enqueue_s + shuffle_s +
-        std::max(0.0, bn_split_extra_s >= 0 ? bn_split_extra_s
-                                            : step_s - plain_step_s)) /
+        std::max(0.0, bn_layers_measured ? bn_split_extra_s
+                                         : step_s - plain_step_s)) /
            step_s}};
   std::cout << j.dump() << std::endl;
   return 0;
