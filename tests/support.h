@@ -133,4 +133,17 @@ inline std::map<std::string, torch::Tensor> load_tensors(const fs::path& p) {
 
 inline std::string moco_binary() { return MOCO_BINARY; }
 
+// The message of the c10::Error that f throws; records a test failure and
+// returns "" when f throws none.
+template <typename F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  ADD_FAILURE() << "expected a c10::Error";
+  return "";
+}
+
 }  // namespace moco::test
