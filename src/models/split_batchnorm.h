@@ -38,9 +38,4 @@ class SplitBatchNorm2dImpl
 };
 TORCH_MODULE(SplitBatchNorm2d);
 
-// Which sub-batch sample n of a batch falls in.
-inline int64_t split_of(int64_t n, int64_t num_splits) {
-  return n % num_splits;
-}
-
 }  // namespace moco::models

@@ -143,8 +143,8 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
   for (auto& p : model->named_parameters()) restore(p.key(), p.value());
   for (auto& b : model->named_buffers()) restore(b.key(), b.value());
 
-  const auto opt = io::dict_get(ckpt, "optimizer", path).toGenericDict();
-  const auto state = opt.at(c10::IValue("state")).toGenericDict();
+  const auto opt = io::dict_get(ckpt, "optimizer", path);
+  const auto state = io::dict_get(opt, "state", path).toGenericDict();
   auto& bufs = sgd.momentum_buffers();
   bufs.clear();
   if (state.size() > 0) {
@@ -152,8 +152,7 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
       auto it = state.find(c10::IValue(static_cast<int64_t>(i)));
       TORCH_CHECK(it != state.end(), "checkpoint ", path,
                   ": optimizer state lacks parameter ", i);
-      auto buf = it->value().toGenericDict().at(c10::IValue("momentum_buffer"))
-                     .toTensor();
+      auto buf = io::dict_get(it->value(), "momentum_buffer", path).toTensor();
       bufs.push_back(buf.to(sgd.params()[i].device()).clone());
     }
   }
@@ -162,10 +161,10 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
     rs.global_step = top.at(c10::IValue("global_step")).toInt();
   }
   if (top.contains(c10::IValue("rng_state"))) {
-    auto rng = top.at(c10::IValue("rng_state")).toGenericDict();
+    const auto rng = top.at(c10::IValue("rng_state"));
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(rng.at(c10::IValue("torch")).toTensor());
+    gen.set_state(io::dict_get(rng, "torch", path).toTensor());
   }
   return rs;
 }
