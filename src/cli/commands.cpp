@@ -7,9 +7,13 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <thread>
+
+#include <fmt/format.h>
 
 #include "core/log.h"
 #include "data/dataset.h"
+#include "data/throughput.h"
 #include "train/pretrain.h"
 
 namespace moco::cli {
@@ -93,6 +97,56 @@ int pretrain_main(CLI::App& sub, train::PretrainOptions& o,
   return 0;
 }
 
+int bench_data_main(const std::string& path, int64_t workers, int64_t batch,
+                    int64_t crop, const std::string& aug, int64_t images,
+                    int64_t channels, double step_ms) {
+  TORCH_CHECK(batch > 0, "expected --batch-size > 0, got ", batch);
+  TORCH_CHECK(crop > 0, "expected --crop-size > 0, got ", crop);
+  TORCH_CHECK(images >= 0, "expected --images >= 0, got ", images);
+  TORCH_CHECK(step_ms >= 0, "expected --step-ms >= 0, got ", step_ms);
+  const int64_t cores =
+      std::max<int64_t>(1, std::thread::hardware_concurrency());
+  if (workers < 0) workers = cores;
+  auto splits = data::open_dataset(path, data::OpenOptions().channels(channels));
+  auto set = std::make_shared<data::ImageSet>(std::move(splits.train));
+  log_info("data: ", set->description, ": ", set->summary);
+  auto augment = aug == "v2" ? data::moco_v2_augment(crop)
+                             : data::moco_v1_augment(crop);
+  if (set->channels() == 1) augment.mean({0.449}).std({0.226});
+  auto opts = data::ThroughputOptions().batch_size(batch).max_images(images);
+  auto report = [&](const char* what, const data::ThroughputResult& r) {
+    std::printf("%-34s %8.1f images/s  (%lld images in %.2f s%s)\n", what,
+                r.images_per_second, static_cast<long long>(r.images),
+                r.seconds,
+                r.skipped_files
+                    ? fmt::format(", {} unreadable skipped", r.skipped_files)
+                          .c_str()
+                    : "");
+    std::fflush(stdout);
+  };
+  // A warm-up pass fills the page cache, so both numbers measure decoding
+  // and augmenting, not the disk.
+  data::measure_throughput(set, augment,
+                           data::ThroughputOptions(opts).workers(workers));
+  const auto one = data::measure_throughput(
+      set, augment, data::ThroughputOptions(opts).workers(0).epoch(1));
+  report("1 core (on the calling thread):", one);
+  const auto all = data::measure_throughput(
+      set, augment, data::ThroughputOptions(opts).workers(workers).epoch(2));
+  report(fmt::format("{} workers:", workers).c_str(), all);
+  if (step_ms > 0) {
+    const auto stepped = data::measure_throughput(
+        set, augment,
+        data::ThroughputOptions(opts).workers(workers).epoch(3).step_seconds(
+            step_ms / 1000.0));
+    std::printf("with a %.0f ms step per batch of %lld: waiting for data "
+                "%.1f%% of the time\n",
+                step_ms, static_cast<long long>(batch),
+                100.0 * stepped.wait_share);
+  }
+  return 0;
+}
+
 }  // namespace
 
 void apply_preset(const std::string& name, const std::set<std::string>& given,
@@ -127,8 +181,10 @@ int run(int argc, char** argv) {
       "Without DATA: Fashion-MNIST from " +
           std::string(data::kDefaultDataset) + " with the 'quick' preset.");
   add("data,--data", o.data(),
-      "dataset folder: IDX (MNIST/Fashion-MNIST) or CIFAR-10/100 "
-      "binaries");
+      "dataset: a folder of images (DIR/train/<class>/..., DIR/<class>/..., "
+      "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
+      "listing image paths (optional label after each), or IDX "
+      "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries");
   add("--preset", preset,
       "defaults for the flags you do not give: quick (~10 min "
       "on 2 cores), cifar (official CIFAR demo), v1, v2 (official "
@@ -191,6 +247,39 @@ int run(int argc, char** argv) {
                   "off; on in the quick preset)");
   sub->add_flag("!--no-progress", o.progress(),
                 "plain log lines even on a terminal");
+  add("--channels", o.channels(),
+      "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
+      "files: 3)")
+      ->check(CLI::IsMember({0, 1, 3}));
+  sub->add_flag("--strict-data", o.strict_data(),
+                "an unreadable image file stops the run (default: skip it "
+                "with a warning)");
+  CLI::App* pretrain_sub = sub;
+
+  // bench-data: loader throughput, one core and all workers.
+  std::string bench_data_path;
+  int64_t bench_workers = -1, bench_batch = 64, bench_crop = 224,
+          bench_images = 0, bench_channels = 0;
+  double bench_step_ms = 0;
+  std::string bench_aug = "v2";
+  sub = app.add_subcommand(
+      "bench-data",
+      "measure decode + two-view augmentation throughput (images/s) on one "
+      "core and with all workers, and the data wait of a simulated step");
+  sub->add_option("data", bench_data_path, "dataset, as for pretrain")
+      ->required();
+  add("-j,--workers", bench_workers, "loader threads (-1: all cores)");
+  add("-b,--batch-size", bench_batch, "batch size");
+  add("--crop-size", bench_crop, "RandomResizedCrop size");
+  add("--aug", bench_aug, "v1 | v2 (official --aug-plus, with blur)")
+      ->check(CLI::IsMember({"v1", "v2"}));
+  add("--images", bench_images, "images per measurement (0: all)");
+  add("--channels", bench_channels, "1 | 3 (0: the data's own)")
+      ->check(CLI::IsMember({0, 1, 3}));
+  add("--step-ms", bench_step_ms,
+      "also run with a simulated training step of this many ms per batch "
+      "and report the share of time spent waiting for data (0: skip)");
+  CLI::App* bench_sub = sub;
 
   try {
     app.parse(argc, argv);
@@ -198,7 +287,14 @@ int run(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (sub->parsed()) return pretrain_main(*sub, o, preset, blur, knn_init);
+    if (pretrain_sub->parsed()) {
+      return pretrain_main(*pretrain_sub, o, preset, blur, knn_init);
+    }
+    if (bench_sub->parsed()) {
+      return bench_data_main(bench_data_path, bench_workers, bench_batch,
+                             bench_crop, bench_aug, bench_images,
+                             bench_channels, bench_step_ms);
+    }
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "moco: error: %s\n", e.what_without_backtrace());
     return 1;

@@ -77,9 +77,49 @@ AugmentOptions moco_v1_augment(int64_t size);
 // grayscale 0.2, blur p=0.5.
 AugmentOptions moco_v2_augment(int64_t size);
 
+// Everything random about one view, drawn up front from the image size
+// alone, so a loader can pick the JPEG decode scale from both views' crops
+// before decoding.
+struct ViewParams {
+  CropBox crop{0, 0, 0, 0};
+  bool grayscale_before = false;  // v1 order
+  bool jitter = false;
+  std::array<int, 4> jitter_order = {0, 1, 2, 3};  // brightness, contrast,
+                                                   // saturation, hue
+  double brightness = 1, contrast = 1, saturation = 1, hue = 0;
+  bool grayscale_after = false;   // v2 order
+  double blur_sigma = 0;          // 0: no blur
+  bool flip = false;
+};
+
+// Draws in the order torchvision's Compose would: crop, (grey), jitter,
+// (grey), blur, flip.
+ViewParams draw_view_params(int64_t height, int64_t width,
+                            const AugmentOptions& opts, Rng& rng);
+
+// Pixels of an 8-bit image in any layout: element (c, y, x) is at
+// data[c * stride_c + y * stride_y + x * stride_x].
+struct ImageView8 {
+  const uint8_t* data;
+  int64_t channels, height, width;
+  int64_t stride_c, stride_y, stride_x;
+};
+ImageView8 image_view(const torch::Tensor& chw_u8);  // contiguous C x H x W
+
+// Renders one view (crop + resize, colour ops, blur, flip, normalise) into
+// out, a float C x size x size buffer, in fused single-threaded loops: the
+// same arithmetic as composing the ops above, without a tensor per op.
+void render_view(const ImageView8& image, const ViewParams& params,
+                 const AugmentOptions& opts, float* out);
+
 // One random view of a uint8 C x H x W image, as a normalised float tensor
-// C x size x size.
+// C x size x size (draw_view_params + render_view).
 torch::Tensor augment_view(const torch::Tensor& image_u8,
                            const AugmentOptions& opts, Rng& rng);
+// The same view composed from the tensor ops above: the readable reference
+// that render_view is tested against.
+torch::Tensor augment_view_reference(const torch::Tensor& image_u8,
+                                     const ViewParams& params,
+                                     const AugmentOptions& opts);
 
 }  // namespace moco::data

@@ -2,9 +2,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "core/log.h"
 
@@ -126,11 +129,307 @@ ImageSet load_cifar(const std::vector<std::string>& files, bool cifar100) {
   return set;
 }
 
-Splits open_dataset(const std::string& path) {
+namespace {
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// What a folder walk found.
+struct Scan {
+  std::vector<std::string> files;
+  std::vector<int64_t> labels;
+  int64_t jpeg = 0, png = 0, skipped = 0;
+  std::vector<std::string> skipped_examples;
+
+  void add_skipped(const std::string& path) {
+    ++skipped;
+    if (skipped_examples.size() < 3) skipped_examples.push_back(path);
+  }
+  void add(const std::string& path, int64_t label) {
+    const auto ext = lower(fs::path(path).extension().string());
+    (ext == ".png" ? png : jpeg)++;
+    files.push_back(path);
+    labels.push_back(label);
+  }
+};
+
+// All files under dir in torchvision's order: folders by path, names sorted
+// within a folder (sorted(os.walk(dir)), then sorted(fnames)).
+void walk(const fs::path& dir, int64_t label, Scan& scan) {
+  std::vector<std::pair<std::string, std::string>> found;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(
+      dir, fs::directory_options::follow_directory_symlink |
+               fs::directory_options::skip_permission_denied, ec);
+  TORCH_CHECK(!ec, "cannot list ", dir.string(), ": ", ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    TORCH_CHECK(!ec, "cannot list ", dir.string(), ": ", ec.message());
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    found.emplace_back(it->path().parent_path().string(),
+                       it->path().filename().string());
+  }
+  std::sort(found.begin(), found.end());
+  for (const auto& [parent, name] : found) {
+    const auto path = (fs::path(parent) / name).string();
+    if (has_image_extension(name)) {
+      scan.add(path, label);
+    } else {
+      scan.add_skipped(path);
+    }
+  }
+}
+
+ImageSet from_scan(Scan&& scan, bool labelled, int64_t channels,
+                   const std::string& description) {
+  ImageSet set;
+  set.files = std::move(scan.files);
+  set.file_channels = channels;
+  if (labelled) {
+    set.labels = torch::tensor(scan.labels, torch::kInt64);
+    set.num_classes = set.labels.numel() > 0
+                          ? set.labels.max().item<int64_t>() + 1
+                          : 0;
+  }
+  set.description = description;
+  std::ostringstream os;
+  os << set.files.size() << " images";
+  if (labelled) os << ", " << set.num_classes << " classes";
+  os << " (JPEG " << scan.jpeg << ", PNG " << scan.png << ")";
+  if (scan.skipped > 0) {
+    os << ", skipped " << scan.skipped << " files that are not .jpg/.jpeg/.png"
+       << " (e.g. " << scan.skipped_examples.front() << ")";
+  }
+  set.summary = os.str();
+  return set;
+}
+
+// DIR/<class>/... when every image lies in a subfolder; otherwise all the
+// images of the tree, unlabelled.
+ImageSet scan_folder(const fs::path& dir, int64_t channels) {
+  TORCH_CHECK(fs::is_directory(dir), "expected an image folder, got ",
+              dir.string());
+  bool top_level_images = false;
+  std::vector<std::string> classes;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::error_code ec;
+    if (e.is_directory(ec)) {
+      classes.push_back(e.path().filename().string());
+    } else if (e.is_regular_file(ec) &&
+               has_image_extension(e.path().filename().string())) {
+      top_level_images = true;
+    }
+  }
+  Scan scan;
+  ImageSet set;
+  if (top_level_images || classes.empty()) {
+    walk(dir, -1, scan);
+    set = from_scan(std::move(scan), false, channels,
+                    "image folder " + dir.string());
+  } else {
+    std::sort(classes.begin(), classes.end());
+    for (size_t c = 0; c < classes.size(); ++c) {
+      const auto before = scan.files.size();
+      walk(dir / classes[c], static_cast<int64_t>(c), scan);
+      if (scan.files.size() == before) {
+        log_warn("class folder with no images: ", (dir / classes[c]).string());
+      }
+    }
+    for (const auto& e : fs::directory_iterator(dir)) {
+      std::error_code ec;
+      if (e.is_regular_file(ec)) scan.add_skipped(e.path().string());
+    }
+    set = from_scan(std::move(scan), true, channels,
+                    "ImageFolder " + dir.string());
+    set.num_classes = static_cast<int64_t>(classes.size());
+    set.classes = classes;
+  }
+  TORCH_CHECK(set.size() > 0, "no images (.jpg .jpeg .png) found in ",
+              dir.string(), " (searched recursively)");
+  return set;
+}
+
+ImageSet read_file_list(const fs::path& list, int64_t channels, bool strict) {
+  std::ifstream in(list);
+  TORCH_CHECK(in, "cannot open file list ", list.string());
+  const fs::path base = list.parent_path();
+  Scan scan;
+  int64_t with_label = 0, without_label = 0, missing = 0;
+  std::string first_missing, line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) {
+      line.pop_back();
+    }
+    const auto start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#') continue;
+    line = line.substr(start);
+    // "path label": the label is the last field when it is an integer, so
+    // paths with spaces still work.
+    std::string path = line;
+    int64_t label = -1;
+    const auto sp = line.find_last_of(" \t");
+    if (sp != std::string::npos) {
+      const std::string tail = line.substr(sp + 1);
+      if (!tail.empty() && std::all_of(tail.begin(), tail.end(), ::isdigit)) {
+        label = std::stoll(tail);
+        path = line.substr(0, line.find_last_not_of(" \t", sp) + 1);
+      }
+    }
+    (label >= 0 ? with_label : without_label)++;
+    TORCH_CHECK(with_label == 0 || without_label == 0,
+                "file list mixes lines with and without a label (line ",
+                line_no, "): ", list.string());
+    fs::path p(path);
+    if (p.is_relative()) p = base / p;
+    if (!fs::exists(p)) {
+      TORCH_CHECK(!strict, "--strict-data: line ", line_no, " of ",
+                  list.string(), " names a missing file: ", p.string());
+      if (missing++ == 0) first_missing = p.string();
+      continue;
+    }
+    if (!has_image_extension(p.filename().string())) {
+      scan.add_skipped(p.string());
+      continue;
+    }
+    scan.add(p.string(), label);
+  }
+  if (missing > 0) {
+    log_warn(missing, " files named in ", list.string(),
+             " do not exist and are skipped (first: ", first_missing, ")");
+  }
+  TORCH_CHECK(!scan.files.empty(), "no readable image paths in file list ",
+              list.string(), missing > 0 ? " (all listed files are missing)" : "");
+  auto set = from_scan(std::move(scan), with_label > 0, channels,
+                       "file list " + list.string());
+  if (missing > 0) set.summary += ", " + std::to_string(missing) + " missing";
+  return set;
+}
+
+// 3 -> 1 with torchvision's weights, 1 -> 3 by repetition.
+void convert_channels(ImageSet& set, int64_t channels) {
+  if (channels == 0 || set.channels() == channels) return;
+  if (set.on_disk()) {
+    set.file_channels = channels;
+    return;
+  }
+  if (channels == 3) {
+    set.images = set.images.expand({-1, 3, -1, -1}).contiguous();
+  } else {
+    auto f = set.images.to(torch::kFloat32);
+    set.images = (f.select(1, 0) * 0.2989 + f.select(1, 1) * 0.587 +
+                  f.select(1, 2) * 0.114)
+                     .round_()
+                     .clamp_(0, 255)
+                     .to(torch::kUInt8)
+                     .unsqueeze(1)
+                     .contiguous();
+  }
+}
+
+Splits open_any(const std::string& path, const OpenOptions& options);
+
+}  // namespace
+
+bool has_image_extension(const std::string& path) {
+  const auto ext = lower(fs::path(path).extension().string());
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
+}
+
+Splits load_stl10(const std::string& dir_str) {
+  const fs::path dir(dir_str);
+  // 3 x 96 x 96 per image, each channel stored column by column (MATLAB
+  // order), hence the transpose; labels are 1..10.
+  auto read_x = [&](const std::string& name) {
+    const auto path = (dir / name).string();
+    TORCH_CHECK(fs::exists(path), "STL-10 folder is missing ", path);
+    const auto bytes = static_cast<int64_t>(fs::file_size(path));
+    const int64_t record = 3 * 96 * 96;
+    TORCH_CHECK(bytes > 0 && bytes % record == 0,
+                "expected STL-10 images of ", record, " bytes each, got ", bytes,
+                " bytes: ", path);
+    auto t = torch::empty({bytes / record, 3, 96, 96}, torch::kUInt8);
+    std::ifstream in(path, std::ios::binary);
+    in.read(reinterpret_cast<char*>(t.data_ptr<uint8_t>()), bytes);
+    TORCH_CHECK(in.gcount() == bytes, "short read: ", path);
+    return t.transpose(2, 3).contiguous();
+  };
+  auto read_y = [&](const std::string& name, int64_t n) {
+    const auto path = (dir / name).string();
+    const auto bytes = read_maybe_gzip(path);
+    TORCH_CHECK(static_cast<int64_t>(bytes.size()) == n, "expected ", n,
+                " STL-10 labels, got ", bytes.size(), ": ", path);
+    auto y = torch::from_blob(const_cast<uint8_t*>(bytes.data()), {n},
+                              torch::kUInt8)
+                 .to(torch::kInt64) - 1;
+    TORCH_CHECK(y.min().item<int64_t>() >= 0 && y.max().item<int64_t>() < 10,
+                "expected STL-10 labels 1..10: ", path);
+    return y;
+  };
+  auto labelled = [&](const std::string& split) {
+    ImageSet set;
+    set.images = read_x(split + "_X.bin");
+    set.labels = read_y(split + "_y.bin", set.images.size(0));
+    set.num_classes = 10;
+    set.description = "STL-10 " + split + " " + dir.string();
+    return set;
+  };
+  Splits s;
+  const bool has_train = fs::exists(dir / "train_X.bin");
+  if (has_train) s.train_labelled = labelled("train");
+  if (fs::exists(dir / "test_X.bin")) s.test = labelled("test");
+  if (fs::exists(dir / "unlabeled_X.bin")) {
+    s.train.images = read_x("unlabeled_X.bin");
+    s.train.description = "STL-10 unlabeled";
+    if (has_train) {
+      s.train.images = torch::cat({s.train.images, s.train_labelled->images});
+      s.train.description += "+train";
+    }
+    s.train.description += " " + dir.string();
+  } else {
+    TORCH_CHECK(has_train, "STL-10 folder has neither unlabeled_X.bin nor ",
+                "train_X.bin: ", dir.string());
+    s.train = *s.train_labelled;
+    s.train_labelled.reset();
+  }
+  return s;
+}
+
+Splits open_dataset(const std::string& path, const OpenOptions& options) {
+  TORCH_CHECK(options.channels() == 0 || options.channels() == 1 ||
+                  options.channels() == 3,
+              "expected --channels 1 or 3, got ", options.channels());
+  Splits s = open_any(path, options);
+  for (ImageSet* set : {&s.train, s.test ? &*s.test : nullptr,
+                        s.train_labelled ? &*s.train_labelled : nullptr}) {
+    if (set) convert_channels(*set, options.channels());
+  }
+  for (ImageSet* set : {&s.train, s.test ? &*s.test : nullptr,
+                        s.train_labelled ? &*s.train_labelled : nullptr}) {
+    if (set && set->summary.empty()) {
+      set->summary = std::to_string(set->size()) + " images " +
+                     std::to_string(set->channels()) + "x" +
+                     std::to_string(set->height()) + "x" +
+                     std::to_string(set->width()) +
+                     (set->labelled()
+                          ? ", " + std::to_string(set->num_classes) + " classes"
+                          : "");
+    }
+  }
+  return s;
+}
+
+namespace {
+
+Splits open_any(const std::string& path, const OpenOptions& options) {
   TORCH_CHECK(fs::exists(path), "dataset not found: ", path);
   fs::path dir(path);
+  const int64_t file_channels = options.channels() == 0 ? 3 : options.channels();
   if (!fs::is_directory(dir)) {
-    TORCH_CHECK(false, "expected a dataset folder, got a file: ", path);
+    Splits s;
+    s.train = read_file_list(dir, file_channels, options.strict());
+    return s;
   }
   if (fs::exists(dir / "cifar-10-batches-bin")) dir /= "cifar-10-batches-bin";
   if (fs::exists(dir / "cifar-100-binary")) dir /= "cifar-100-binary";
@@ -174,9 +473,27 @@ Splits open_dataset(const std::string& path) {
     }
     return s;
   }
-  TORCH_CHECK(false, "no dataset recognised in ", path,
-              ": expected IDX files (train-images-idx3-ubyte[.gz]), CIFAR-10 "
-              "(data_batch_1.bin ...) or CIFAR-100 (train.bin)");
+  if (fs::exists(dir / "stl10_binary")) dir /= "stl10_binary";
+  if (fs::exists(dir / "unlabeled_X.bin") || fs::exists(dir / "train_X.bin")) {
+    return load_stl10(dir.string());
+  }
+  // The official layout: DIR/train/<class>/..., DIR/val/<class>/...
+  if (fs::is_directory(dir / "train")) {
+    Splits s;
+    s.train = scan_folder(dir / "train", file_channels);
+    for (const char* test_name : {"val", "test"}) {
+      if (fs::is_directory(dir / test_name)) {
+        s.test = scan_folder(dir / test_name, file_channels);
+        break;
+      }
+    }
+    return s;
+  }
+  Splits s;
+  s.train = scan_folder(dir, file_channels);
+  return s;
 }
+
+}  // namespace
 
 }  // namespace moco::data

@@ -1,8 +1,14 @@
 #include "data/loader.h"
 
-#include <chrono>
+#include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/log.h"
 #include "core/rng.h"
+#include "data/image_decode.h"
 
 namespace moco::data {
 
@@ -69,37 +75,134 @@ void TwoViewLoader::start_epoch(int64_t epoch) {
   }
 }
 
-TwoViewBatch TwoViewLoader::make_batch(int64_t b) const {
+namespace {
+
+// Maps a crop drawn on the full-size image onto the decoded (possibly DCT
+// downscaled) one.
+CropBox scale_box(const CropBox& b, double sy, double sx, int64_t h,
+                  int64_t w) {
+  if (sy == 1.0 && sx == 1.0) return b;
+  CropBox o;
+  o.top = std::min<int64_t>(static_cast<int64_t>(b.top * sy), h - 1);
+  o.left = std::min<int64_t>(static_cast<int64_t>(b.left * sx), w - 1);
+  o.height = std::clamp<int64_t>(std::llround(b.height * sy), 1, h - o.top);
+  o.width = std::clamp<int64_t>(std::llround(b.width * sx), 1, w - o.left);
+  return o;
+}
+
+ImageView8 hwc_view(const DecodedImage& d) {
+  return {d.pixels.data(), d.channels, d.height, d.width, 1,
+          d.width * d.channels, d.channels};
+}
+
+}  // namespace
+
+void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
+  const int64_t s = augment_.size();
+  const int64_t plane = batch.view_q.size(1) * s * s;
+  float* out[2] = {batch.view_q.data_ptr<float>() + i * plane,
+                   batch.view_k.data_ptr<float>() + i * plane};
+  Rng rngs[2] = {
+      Rng(mix_seed(options_.seed(), static_cast<uint64_t>(epoch_),
+                   static_cast<uint64_t>(sample), 0)),
+      Rng(mix_seed(options_.seed(), static_cast<uint64_t>(epoch_),
+                   static_cast<uint64_t>(sample), 1))};
+  if (!data_->on_disk()) {
+    const auto image = data_->images[sample];
+    const auto view = image_view(image);
+    for (int v = 0; v < 2; ++v) {
+      const auto params =
+          draw_view_params(view.height, view.width, augment_, rngs[v]);
+      render_view(view, params, augment_, out[v]);
+    }
+    return;
+  }
+  const std::string& path = data_->files[sample];
+  const auto bytes = read_file(path);
+  const auto info = read_image_info(bytes, path);
+  ViewParams params[2];
+  double min_scale = 0;
+  for (int v = 0; v < 2; ++v) {
+    params[v] = draw_view_params(info.height, info.width, augment_, rngs[v]);
+    // Smallest decode scale at which this crop still has >= size pixels
+    // each way: below it the resize would upsample what the DCT dropped.
+    const auto& c = params[v].crop;
+    min_scale = std::max(min_scale, static_cast<double>(s) /
+                                        std::min(c.height, c.width));
+  }
+  const auto image = decode_image(
+      bytes, path,
+      DecodeOptions().channels(data_->file_channels).min_scale(min_scale));
+  const double sy = static_cast<double>(image.height) / info.height;
+  const double sx = static_cast<double>(image.width) / info.width;
+  for (int v = 0; v < 2; ++v) {
+    params[v].crop =
+        scale_box(params[v].crop, sy, sx, image.height, image.width);
+    render_view(hwc_view(image), params[v], augment_, out[v]);
+  }
+}
+
+bool TwoViewLoader::known_bad(int64_t sample) {
+  std::lock_guard<std::mutex> lock(bad_mutex_);
+  return bad_.count(sample) > 0;
+}
+
+int64_t TwoViewLoader::skipped_files() const {
+  std::lock_guard<std::mutex> lock(bad_mutex_);
+  return static_cast<int64_t>(bad_.size());
+}
+
+TwoViewBatch TwoViewLoader::make_batch(int64_t b) {
   const int64_t begin = b * options_.batch_size();
-  const int64_t end = std::min<int64_t>(begin + options_.batch_size(),
-                                        static_cast<int64_t>(order_.size()));
+  const int64_t total = static_cast<int64_t>(order_.size());
+  const int64_t end = std::min<int64_t>(begin + options_.batch_size(), total);
   const int64_t n = end - begin;
   const int64_t c = data_->channels(), s = augment_.size();
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  // Allocated pinned from the start (not copied into pinned memory after),
+  // and written in place by fill().
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(
+      options_.pin_memory());
   TwoViewBatch batch;
   batch.view_q = torch::empty({n, c, s, s}, opts);
   batch.view_k = torch::empty({n, c, s, s}, opts);
   batch.indices = torch::empty({n}, torch::kInt64);
   auto idx = batch.indices.accessor<int64_t, 1>();
+  // A bad file gives its slot to the next readable sample of the epoch, so
+  // batches stay full; the substitute is the same whatever the workers.
+  constexpr int64_t kMaxBadInARow = 64;
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t sample = order_[begin + i];
-    idx[i] = sample;
-    const auto image = data_->images[sample];
-    try {
-      for (int view = 0; view < 2; ++view) {
-        Rng rng(mix_seed(options_.seed(), static_cast<uint64_t>(epoch_),
-                         static_cast<uint64_t>(sample), view));
-        auto out = augment_view(image, augment_, rng);
-        (view == 0 ? batch.view_q : batch.view_k)[i].copy_(out);
+    int64_t tries = 0;
+    for (int64_t pos = begin + i;; pos = (pos + 1) % total) {
+      const int64_t sample = order_[pos];
+      if (data_->on_disk() && known_bad(sample)) {
+        TORCH_CHECK(++tries < kMaxBadInARow, kMaxBadInARow,
+                    " unreadable images in a row in ", data_->description,
+                    "; see the warnings above");
+        continue;
       }
-    } catch (const std::exception& e) {
-      TORCH_CHECK(false, "while augmenting sample ", sample, " of ",
-                  data_->description, ": ", e.what());
+      try {
+        fill(sample, i, batch);
+        idx[i] = sample;
+        break;
+      } catch (const std::exception& e) {
+        const auto* ce = dynamic_cast<const c10::Error*>(&e);
+        const std::string why = ce ? ce->what_without_backtrace() : e.what();
+        if (!data_->on_disk()) {
+          TORCH_CHECK(false, "while augmenting sample ", sample, " of ",
+                      data_->description, ": ", why);
+        }
+        TORCH_CHECK(!options_.strict(), "--strict-data: ", why);
+        bool first = false;
+        {
+          std::lock_guard<std::mutex> lock(bad_mutex_);
+          first = bad_.insert(sample).second;
+        }
+        if (first) log_warn("skipping unreadable image: ", why);
+        TORCH_CHECK(++tries < kMaxBadInARow, kMaxBadInARow,
+                    " unreadable images in a row in ", data_->description,
+                    "; see the warnings above");
+      }
     }
-  }
-  if (options_.pin_memory()) {
-    batch.view_q = batch.view_q.pin_memory();
-    batch.view_k = batch.view_k.pin_memory();
   }
   return batch;
 }
@@ -148,6 +251,59 @@ std::optional<TwoViewBatch> TwoViewLoader::next() {
   lock.unlock();
   space_cv_.notify_all();
   return std::move(node.mapped());
+}
+
+}  // namespace moco::data
+
+namespace moco::data {
+
+torch::Tensor load_eval_images(const ImageSet& set,
+                               const torch::Tensor& indices, int64_t resize,
+                               int64_t size) {
+  if (!set.on_disk()) return set.images.index_select(0, indices);
+  const int64_t n = indices.size(0), c = set.channels();
+  auto out = torch::empty({n, c, size, size}, torch::kUInt8);
+  auto idx = indices.accessor<int64_t, 1>();
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string& path = set.files[idx[i]];
+    const auto bytes = read_file(path);
+    const auto info = read_image_info(bytes, path);
+    const double short_side = std::min(info.height, info.width);
+    // Decode at the smallest DCT scale that keeps the short side >= resize.
+    const auto img = decode_image(
+        bytes, path,
+        DecodeOptions().channels(c).min_scale(resize / short_side));
+    auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
+                              {img.height, img.width, img.channels},
+                              torch::kUInt8)
+                 .permute({2, 0, 1})
+                 .to(torch::kFloat32)
+                 .unsqueeze(0);
+    // torchvision's Resize(int): the short side to `resize`, the long side
+    // scaled and truncated.
+    int64_t h = resize, w = resize;
+    if (img.height < img.width) {
+      w = static_cast<int64_t>(static_cast<double>(resize) * img.width / img.height);
+    } else {
+      h = static_cast<int64_t>(static_cast<double>(resize) * img.height / img.width);
+    }
+    t = torch::nn::functional::interpolate(
+        t, torch::nn::functional::InterpolateFuncOptions()
+               .size(std::vector<int64_t>{h, w})
+               .mode(torch::kBilinear)
+               .align_corners(false)
+               .antialias(true));
+    TORCH_CHECK(h >= size && w >= size, "expected --resize >= the crop size");
+    const int64_t top = static_cast<int64_t>(std::round((h - size) / 2.0));
+    const int64_t left = static_cast<int64_t>(std::round((w - size) / 2.0));
+    out[i].copy_(t[0]
+                     .slice(1, top, top + size)
+                     .slice(2, left, left + size)
+                     .round()
+                     .clamp(0, 255)
+                     .to(torch::kUInt8));
+  }
+  return out;
 }
 
 }  // namespace moco::data

@@ -1,9 +1,13 @@
-// Two-view batch loader: worker threads augment each sample twice into
-// preallocated batch tensors, ahead of the training step.
+// Two-view batch loader: worker threads decode (image files) and augment
+// each sample twice straight into the batch tensors, ahead of the training
+// step.
 //
 // Randomness is a function of (seed, epoch, sample index, view), so batches
-// are identical whatever the number of workers. A worker's exception is
-// rethrown by next() on the consuming thread, with the dataset named.
+// are identical whatever the number of workers. An unreadable image file is
+// skipped with one warning naming it (its slot takes the next sample of the
+// epoch) and counted, or with strict(true) fails the epoch; a worker's
+// exception is rethrown by next() on the consuming thread, with the file or
+// dataset named.
 //
 //   TwoViewLoader loader(train, moco_v2_augment(32),
 //                        LoaderOptions().batch_size(256).workers(2));
@@ -21,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -40,6 +45,8 @@ struct LoaderOptions {
   // world_size-th sample of the epoch's permutation.
   TORCH_ARG(int64_t, rank) = 0;
   TORCH_ARG(int64_t, world_size) = 1;
+  // An unreadable image file is an error instead of a skipped sample.
+  TORCH_ARG(bool, strict) = false;
 };
 
 struct TwoViewBatch {
@@ -63,9 +70,14 @@ class TwoViewLoader {
   std::optional<TwoViewBatch> next();
   // Seconds next() spent blocked waiting for workers since start_epoch.
   double wait_seconds() const { return wait_seconds_; }
+  // Unreadable image files met so far (each counted once).
+  int64_t skipped_files() const;
 
  private:
-  TwoViewBatch make_batch(int64_t b) const;
+  TwoViewBatch make_batch(int64_t b);
+  // Renders both views of `sample` into row i of the batch.
+  void fill(int64_t sample, int64_t i, TwoViewBatch& batch) const;
+  bool known_bad(int64_t sample);
   void worker_loop();
   void stop_workers();
 
@@ -85,6 +97,16 @@ class TwoViewLoader {
   std::map<int64_t, TwoViewBatch> ready_;
   std::exception_ptr error_;
   bool stop_ = false;
+  mutable std::mutex bad_mutex_;
+  std::set<int64_t> bad_;  // unreadable samples, warned about once
 };
+
+// Evaluation images as uint8 N x C x size x size: in-memory images as they
+// are (size ignored), image files decoded, the shorter side resized to
+// `resize` (antialiased bilinear) and centre-cropped to `size`, as
+// torchvision's Resize + CenterCrop. Unreadable files raise.
+torch::Tensor load_eval_images(const ImageSet& set,
+                               const torch::Tensor& indices, int64_t resize,
+                               int64_t size);
 
 }  // namespace moco::data

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "data/dataset.h"
+#include "data/loader.h"
 
 namespace moco::train {
 
@@ -60,7 +61,7 @@ torch::Tensor extract_features(
     const std::function<torch::Tensor(const torch::Tensor&)>& encode,
     const data::ImageSet& set, const torch::Tensor& indices,
     const std::vector<double>& mean, const std::vector<double>& std,
-    int64_t batch, const torch::Device& device) {
+    int64_t batch, const torch::Device& device, int64_t crop_size) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
   const int64_t n = idx.size(0), c = set.channels();
@@ -68,7 +69,11 @@ torch::Tensor extract_features(
   auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < n; i += batch) {
-    auto images = set.images.index_select(0, idx.slice(0, i, std::min(n, i + batch)));
+    // Image files: Resize(crop * 256/224) + CenterCrop(crop), as the
+    // official evaluation transform.
+    auto images = data::load_eval_images(
+        set, idx.slice(0, i, std::min(n, i + batch)), crop_size * 256 / 224,
+        crop_size);
     auto x = images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
     auto f = encode(x.to(device));
     out.push_back(F::normalize(f.to(torch::kFloat32),

@@ -192,7 +192,8 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"crop_size", o.crop_size()},
           {"blur", o.blur()},         {"knn_k", o.knn_k()},
           {"knn_t", o.knn_t()},       {"knn_freq", o.knn_freq()},
-          {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()}};
+          {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()},
+          {"channels", o.channels()}, {"strict_data", o.strict_data()}};
 }
 
 void validate(const PretrainOptions& o) {
@@ -231,6 +232,8 @@ void validate(const PretrainOptions& o) {
               "expected --stem auto, small or imagenet, got '", o.stem(), "'");
   TORCH_CHECK(o.crop_size() >= 0, "expected --crop-size >= 0, got ",
               o.crop_size());
+  TORCH_CHECK(o.channels() == 0 || o.channels() == 1 || o.channels() == 3,
+              "expected --channels 1 or 3, got ", o.channels());
   TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());
   TORCH_CHECK(o.knn_t() > 0, "expected --knn-t > 0, got ", o.knn_t());
   TORCH_CHECK(o.knn_freq() >= 0, "expected --knn-freq >= 0, got ",
@@ -267,12 +270,18 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
               "--output");
   fs::create_directories(out_dir);
 
-  auto splits = data::open_dataset(o.data());
+  auto splits = data::open_dataset(
+      o.data(),
+      data::OpenOptions().channels(o.channels()).strict(o.strict_data()));
   auto train_set = std::make_shared<data::ImageSet>(std::move(splits.train));
+  // The kNN bank needs labels: STL-10's labelled train split, else train.
+  const data::ImageSet& bank_set =
+      splits.train_labelled ? *splits.train_labelled : *train_set;
   TORCH_CHECK(o.batch_size() <= train_set->size(),
               "expected --batch-size <= the ", train_set->size(),
               " training images of ", o.data(), ", got ", o.batch_size());
-  const bool small = train_set->height() <= 64 && train_set->width() <= 64;
+  const bool small = !train_set->on_disk() && train_set->height() <= 64 &&
+                     train_set->width() <= 64;
   const bool small_stem = o.stem() == "small" || (o.stem() == "auto" && small);
   const int64_t crop =
       o.crop_size() > 0 ? o.crop_size() : (small ? train_set->height() : 224);
@@ -321,16 +330,16 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
                                  .batch_size(o.batch_size())
                                  .workers(workers)
                                  .seed(static_cast<uint64_t>(o.seed()))
-                                 .pin_memory(device.is_cuda()));
+                                 .pin_memory(device.is_cuda())
+                                 .strict(o.strict_data()));
   const int64_t steps_per_epoch = loader.batches_per_epoch();
 
   io::MetricsWriter metrics((out_dir / "metrics.jsonl").string());
   metrics.write({{"kind", "config"}, {"options", to_json(o)},
                  {"train_images", train_set->size()},
                  {"dataset", train_set->description}});
-  log_info("data: ", train_set->description, ", ", train_set->size(),
-           " images ", train_set->channels(), "x", train_set->height(), "x",
-           train_set->width(), splits.test ? ", labelled test split" : "");
+  log_info("data: ", train_set->description, ": ", train_set->summary,
+           splits.test ? "; test split: " + splits.test->summary : "");
   log_info("model: ", o.arch(), small_stem ? " (small-image stem)" : "",
            o.width() != 64 ? fmt::format(" width {}", o.width()) : "",
            ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
@@ -341,7 +350,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
 
   PretrainResult result;
   auto run_knn = [&](int64_t epoch) {
-    if (!splits.test || !splits.test->labelled() || !train_set->labelled()) {
+    if (!splits.test || !splits.test->labelled() || !bank_set.labelled()) {
       return;
     }
     const auto t0 = Clock::now();
@@ -351,16 +360,16 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     auto encode = [&](const torch::Tensor& x) {
       return enc->forward_features(x);
     };
-    auto bank_idx = subset_indices(train_set->size(), o.knn_bank());
+    auto bank_idx = subset_indices(bank_set.size(), o.knn_bank());
     auto test_idx = subset_indices(splits.test->size(), o.knn_test());
-    auto bank = extract_features(encode, *train_set, bank_idx, mean, std, 512,
-                                 device);
+    auto bank = extract_features(encode, bank_set, bank_idx, mean, std, 512,
+                                 device, crop);
     auto test = extract_features(encode, *splits.test, test_idx, mean, std,
-                                 512, device);
+                                 512, device, crop);
     enc->train(was_training);
     const int64_t classes =
-        std::max(train_set->num_classes, splits.test->num_classes);
-    auto r = knn_evaluate(bank, train_set->labels.index_select(0, bank_idx),
+        std::max(bank_set.num_classes, splits.test->num_classes);
+    auto r = knn_evaluate(bank, bank_set.labels.index_select(0, bank_idx),
                           test, splits.test->labels.index_select(0, test_idx),
                           classes, o.knn_k(), o.knn_t());
     const double secs = seconds_since(t0);
@@ -472,18 +481,23 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     result.final_loss = n_steps ? loss_sum / n_steps : 0;
     const bool epoch_complete = n_steps == steps_per_epoch;
     if (epoch_complete) ++result.epochs_done;
+    const int64_t skipped = loader.skipped_files();
     log_info(fmt::format(
         "epoch {}/{} done: loss {:.4f}, {} steps in {:.1f}s, {:.1f} img/s, "
-        "waiting for data {:.1f}% of the time",
+        "waiting for data {:.1f}% of the time{}",
         epoch + 1, o.epochs(), result.final_loss, n_steps, epoch_s,
         n_steps * o.batch_size() / std::max(epoch_s, 1e-9),
-        100.0 * wait_share));
+        100.0 * wait_share,
+        skipped > 0 ? fmt::format(", {} unreadable images skipped so far",
+                                  skipped)
+                    : ""));
     metrics.write({{"kind", "epoch"}, {"epoch", epoch},
                    {"loss", result.final_loss}, {"steps", n_steps},
                    {"seconds", epoch_s},
                    {"images_per_s", n_steps * o.batch_size() /
                                         std::max(epoch_s, 1e-9)},
                    {"data_wait_share", wait_share},
+                   {"skipped_files", skipped},
                    {"complete", epoch_complete}});
     // A stopped epoch is saved as not done, so --resume repeats it.
     save_checkpoint(ckpt_path, model, sgd, epoch_complete ? epoch + 1 : epoch,
@@ -496,6 +510,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   }
   result.images_per_second = total_images / std::max(total_step_seconds, 1e-9);
   result.data_wait_share = total_wait / std::max(total_step_seconds, 1e-9);
+  result.skipped_files = loader.skipped_files();
   if (result.knn_top1 >= 0) {
     log_info(fmt::format("final kNN top-1 {:.2f}% (top-5 {:.2f}%){}",
                          result.knn_top1, result.knn_top5,

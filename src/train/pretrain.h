@@ -56,6 +56,8 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, knn_test) = 0;       // test images scored; 0: all
   TORCH_ARG(bool, knn_init) = false;      // also score the untrained encoder
   TORCH_ARG(bool, progress) = true;       // bar on a terminal
+  TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
+  TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
 };
 
 nlohmann::json to_json(const PretrainOptions& o);
@@ -72,6 +74,7 @@ struct PretrainResult {
   double knn_init_top1 = -1;             // with --knn-init
   double images_per_second = 0;
   double data_wait_share = 0;   // fraction of step time waiting for data
+  int64_t skipped_files = 0;    // unreadable image files skipped
   std::string checkpoint;       // last checkpoint written
 };
 

@@ -1,0 +1,59 @@
+// JPEG (libjpeg-turbo) and PNG (libpng) decoding into 8-bit interleaved
+// pixels, plus a header peek that gives the size without decoding.
+//
+// JPEGs can be decoded at a reduced DCT scale (1/8 .. 8/8): when the crop
+// will be shrunk anyway, most of the decode work is skipped.
+//
+//   auto bytes = moco::data::read_file(path);
+//   auto info = moco::data::read_image_info(bytes, path);    // 500 x 375
+//   auto img = moco::data::decode_image(
+//       bytes, path, DecodeOptions().channels(3).min_scale(0.5));  // 250x188
+#pragma once
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moco::data {
+
+enum class ImageFormat { kUnknown, kJpeg, kPng };
+
+struct ImageInfo {
+  ImageFormat format = ImageFormat::kUnknown;
+  int64_t height = 0, width = 0;
+};
+
+struct DecodedImage {
+  int64_t height = 0, width = 0, channels = 0;
+  std::vector<uint8_t> pixels;  // height x width x channels
+};
+
+struct DecodeOptions {
+  TORCH_ARG(int64_t, channels) = 3;  // 1: greyscale, 3: RGB
+  // Smallest scale factor the caller accepts; JPEGs decode at the smallest
+  // n/8 >= min_scale. 1: full size.
+  TORCH_ARG(double, min_scale) = 1.0;
+};
+
+// The format by its magic bytes (not by the file name).
+ImageFormat sniff_format(const std::vector<uint8_t>& bytes);
+
+// Whole file; an error names the path.
+std::vector<uint8_t> read_file(const std::string& path);
+
+// Format and size from the header. `name` only labels errors.
+ImageInfo read_image_info(const std::vector<uint8_t>& bytes,
+                          const std::string& name);
+
+// Decodes a JPEG (baseline or progressive; grey, YCbCr, CMYK/YCCK) or a PNG
+// (palette, grey, alpha, 8 or 16 bit, interlaced) to `channels` channels.
+// Alpha is dropped and 16-bit samples keep their high byte, as PIL's
+// convert("RGB"). A truncated or corrupt file throws a c10::Error naming
+// `name`.
+DecodedImage decode_image(const std::vector<uint8_t>& bytes,
+                          const std::string& name,
+                          const DecodeOptions& options = {});
+
+}  // namespace moco::data
