@@ -7,10 +7,11 @@ with_tests=OFF
 [[ "${1:-}" == "--tests" ]] && with_tests=ON
 
 packages=(g++ cmake ninja-build libtorch-dev libcli11-dev nlohmann-json3-dev
-          libfmt-dev zlib1g-dev dataset-fashion-mnist)
+          libfmt-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev
+          dataset-fashion-mnist)
 if [[ $with_tests == ON ]]; then
-  # GoogleTest, and Python torch/torchvision as the tests' reference.
-  packages+=(libgtest-dev python3-torch python3-torchvision)
+  # GoogleTest, and Python torch/torchvision/PIL as the tests' reference.
+  packages+=(libgtest-dev python3-torch python3-torchvision python3-pil)
 fi
 missing=()
 for p in "${packages[@]}"; do

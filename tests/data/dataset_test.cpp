@@ -1,11 +1,15 @@
 #include "data/dataset.h"
 
 #include "../support.h"
+#include "image_fixtures.h"
+
+#include <nlohmann/json.hpp>
 
 namespace moco::data {
 
 using test::scratch_dir;
 using test::write_file;
+namespace fs = std::filesystem;
 
 TEST(Dataset, ReadsGzippedAndPlainIdx) {
   for (bool gz : {true, false}) {
@@ -118,6 +122,175 @@ TEST(Dataset, MissingOrUnrecognisedFolderNamesThePath) {
     EXPECT_NE(std::string(e.what_without_backtrace()).find("not found"),
               std::string::npos);
   }
+}
+
+
+// ---- image files ----------------------------------------------------------
+
+// A small ImageFolder with nested folders, mixed-case extensions, a PNG and
+// files that are not images.
+static void make_image_folder(const fs::path& root) {
+  fs::create_directories(root / "dog" / "nested");
+  fs::create_directories(root / "cat");
+  fs::create_directories(root / "zebra");
+  test::small_jpeg(root / "dog" / "b.jpg", 20, 24, 1);
+  test::small_jpeg(root / "dog" / "A.JPEG", 20, 24, 2);
+  test::small_png(root / "dog" / "nested" / "c.png", 16, 16, 3);
+  test::small_jpeg(root / "dog" / "z.Jpg", 20, 24, 4);
+  test::small_png(root / "cat" / "x.PNG", 16, 16, 5);
+  test::small_jpeg(root / "zebra" / "y.jpeg", 20, 24, 6);
+  write_file(root / "dog" / "notes.txt", "not an image\n");
+  write_file(root / "cat" / "thumbs.db", "junk");
+}
+
+TEST(ImageFiles, ImageFolderListsAsTorchvision) {
+  auto dir = scratch_dir("folder");
+  make_image_folder(dir / "train");
+  make_image_folder(dir / "val");
+  auto s = open_dataset(dir.string());
+  ASSERT_TRUE(s.train.on_disk());
+  EXPECT_EQ(s.train.size(), 6);
+  EXPECT_EQ(s.train.channels(), 3);
+  EXPECT_EQ(s.train.num_classes, 3);
+  ASSERT_TRUE(s.test.has_value());
+  EXPECT_EQ(s.test->size(), 6);
+  EXPECT_NE(s.train.summary.find("JPEG 4, PNG 2"), std::string::npos)
+      << s.train.summary;
+  EXPECT_NE(s.train.summary.find("skipped 2 files"), std::string::npos)
+      << s.train.summary;
+  // torchvision's ImageFolder on the same folder: same classes, same order.
+  test::run_python("tv_imagefolder.py",
+                   "'" + (dir / "train").string() + "' '" +
+                       (dir / "tv.json").string() + "'",
+                   dir);
+  const auto tv = nlohmann::json::parse(test::read_text(dir / "tv.json"));
+  EXPECT_EQ(tv["classes"].get<std::vector<std::string>>(), s.train.classes);
+  ASSERT_EQ(tv["samples"].size(), s.train.files.size());
+  for (size_t i = 0; i < s.train.files.size(); ++i) {
+    EXPECT_EQ(tv["samples"][i][0].get<std::string>(), s.train.files[i]) << i;
+    EXPECT_EQ(tv["samples"][i][1].get<int64_t>(),
+              s.train.labels[i].item<int64_t>()) << i;
+  }
+  // DIR/<class>/<image> without train/ gives the same listing.
+  auto direct = open_dataset((dir / "train").string());
+  EXPECT_EQ(direct.train.files, s.train.files);
+  EXPECT_FALSE(direct.test.has_value());
+}
+
+TEST(ImageFiles, UnlabelledFolderIsSearchedRecursively) {
+  auto dir = scratch_dir("photos");
+  fs::create_directories(dir / "2024" / "june");
+  test::small_jpeg(dir / "top.jpg");
+  test::small_jpeg(dir / "2024" / "a.jpg");
+  test::small_png(dir / "2024" / "june" / "b.png");
+  write_file(dir / "2024" / "readme.md", "#");
+  auto s = open_dataset(dir.string(), OpenOptions().channels(1));
+  EXPECT_EQ(s.train.size(), 3);
+  EXPECT_FALSE(s.train.labelled());
+  EXPECT_EQ(s.train.channels(), 1);
+  EXPECT_NE(s.train.summary.find("skipped 1 files"), std::string::npos);
+  // Folder order, then names: top level first, as os.walk.
+  EXPECT_EQ(fs::path(s.train.files[0]).filename(), "top.jpg");
+  EXPECT_EQ(fs::path(s.train.files[2]).filename(), "b.png");
+}
+
+TEST(ImageFiles, FileListsWithAndWithoutLabels) {
+  auto dir = scratch_dir("list");
+  fs::create_directories(dir / "img");
+  test::small_jpeg(dir / "img" / "one.jpg");
+  test::small_png(dir / "img" / "two words.png");
+  const auto abs_path = (dir / "img" / "one.jpg").string();
+  write_file(dir / "labelled.txt", "# comment\nimg/one.jpg 3\n\nimg/two words.png 1\n" +
+                                       abs_path + " 0\n");
+  auto s = open_dataset((dir / "labelled.txt").string());
+  ASSERT_EQ(s.train.size(), 3);
+  EXPECT_EQ(s.train.files[1], (dir / "img" / "two words.png").string());
+  EXPECT_EQ(s.train.labels[0].item<int64_t>(), 3);
+  EXPECT_EQ(s.train.labels[1].item<int64_t>(), 1);
+  EXPECT_EQ(s.train.num_classes, 4);
+
+  write_file(dir / "plain.txt", "img/one.jpg\nimg/two words.png\n");
+  auto p = open_dataset((dir / "plain.txt").string());
+  EXPECT_EQ(p.train.size(), 2);
+  EXPECT_FALSE(p.train.labelled());
+
+  write_file(dir / "mixed.txt", "img/one.jpg 1\nimg/two words.png\n");
+  auto msg = test::error_message(
+      [&] { open_dataset((dir / "mixed.txt").string()); });
+  EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
+
+  // Missing files: skipped with a warning, or an error with --strict-data.
+  write_file(dir / "missing.txt", "img/one.jpg\nimg/gone.jpg\n");
+  auto m = open_dataset((dir / "missing.txt").string());
+  EXPECT_EQ(m.train.size(), 1);
+  EXPECT_NE(m.train.summary.find("1 missing"), std::string::npos);
+  msg = test::error_message([&] {
+    open_dataset((dir / "missing.txt").string(), OpenOptions().strict(true));
+  });
+  EXPECT_NE(msg.find("gone.jpg"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
+
+  write_file(dir / "none.txt", "img/gone.jpg\n");
+  msg = test::error_message([&] { open_dataset((dir / "none.txt").string()); });
+  EXPECT_NE(msg.find("none.txt"), std::string::npos) << msg;
+}
+
+TEST(ImageFiles, FoldersWithoutImagesAreErrorsBeforeTraining) {
+  auto dir = scratch_dir("noimages");
+  fs::create_directories(dir / "a" / "b");
+  write_file(dir / "a" / "b" / "notes.txt", "x");
+  auto msg = test::error_message([&] { open_dataset(dir.string()); });
+  EXPECT_NE(msg.find("no images"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir.string()), std::string::npos) << msg;
+  fs::create_directories(dir / "empty" / "train");
+  msg = test::error_message([&] { open_dataset((dir / "empty").string()); });
+  EXPECT_NE(msg.find("no images"), std::string::npos) << msg;
+  msg = test::error_message(
+      [&] { open_dataset(dir.string(), OpenOptions().channels(2)); });
+  EXPECT_NE(msg.find("--channels"), std::string::npos) << msg;
+}
+
+TEST(ImageFiles, Stl10BinaryIsColumnMajor) {
+  auto dir = scratch_dir("stl") / "stl10_binary";
+  fs::create_directories(dir);
+  // Image i has value (i + 7 * c + 3 * x + y) % 251 at (c, y, x); the file
+  // stores each channel column by column, i.e. [c][x][y].
+  auto make = [&](const std::string& name, int n, int first) {
+    std::string bytes;
+    for (int i = 0; i < n; ++i) {
+      for (int c = 0; c < 3; ++c) {
+        for (int x = 0; x < 96; ++x) {
+          for (int y = 0; y < 96; ++y) {
+            bytes.push_back(char((first + i + 7 * c + 3 * x + y) % 251));
+          }
+        }
+      }
+    }
+    write_file(dir / name, bytes);
+  };
+  make("unlabeled_X.bin", 3, 100);
+  make("train_X.bin", 2, 0);
+  make("test_X.bin", 2, 50);
+  write_file(dir / "train_y.bin", std::string{char(1), char(10)});
+  write_file(dir / "test_y.bin", std::string{char(3), char(4)});
+  auto s = open_dataset(dir.parent_path().string());
+  EXPECT_EQ(s.train.size(), 5);  // unlabeled + train, for pretraining
+  EXPECT_FALSE(s.train.labelled());
+  ASSERT_TRUE(s.train_labelled.has_value());
+  EXPECT_EQ(s.train_labelled->size(), 2);
+  EXPECT_EQ(s.train_labelled->labels[1].item<int64_t>(), 9);
+  EXPECT_EQ(s.test->labels[0].item<int64_t>(), 2);
+  auto img = s.train.images;
+  EXPECT_EQ(img[0][1][5][9].item<int>(), (100 + 7 + 27 + 5) % 251);  // y=5, x=9
+  EXPECT_EQ(img[3][2][90][1].item<int>(), (0 + 14 + 3 + 90) % 251);  // train 0
+  EXPECT_EQ(s.test->images[1][0][0][2].item<int>(), (51 + 6) % 251);
+  // --channels 1 converts in-memory sets too.
+  auto grey = open_dataset(dir.string(), OpenOptions().channels(1));
+  EXPECT_EQ(grey.train.channels(), 1);
+
+  write_file(dir / "test_X.bin", std::string(1000, 'x'));
+  auto msg = test::error_message([&] { open_dataset(dir.string()); });
+  EXPECT_NE(msg.find("test_X.bin"), std::string::npos) << msg;
 }
 
 }  // namespace moco::data
