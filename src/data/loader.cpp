@@ -257,51 +257,75 @@ std::optional<TwoViewBatch> TwoViewLoader::next() {
 
 namespace moco::data {
 
+namespace {
+
+// Resize(resize) + CenterCrop(size) of one image file into `out` (C x S x S).
+void load_eval_image(const std::string& path, int64_t channels, int64_t resize,
+                     int64_t size, torch::Tensor out) {
+  const auto bytes = read_file(path);
+  const auto info = read_image_info(bytes, path);
+  const double short_side = std::min(info.height, info.width);
+  // Decode at the smallest DCT scale that keeps the short side >= resize.
+  const auto img = decode_image(
+      bytes, path,
+      DecodeOptions().channels(channels).min_scale(resize / short_side));
+  auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
+                            {img.height, img.width, img.channels},
+                            torch::kUInt8)
+               .permute({2, 0, 1})
+               .to(torch::kFloat32)
+               .unsqueeze(0);
+  // torchvision's Resize(int): the short side to `resize`, the long side
+  // scaled and truncated.
+  int64_t h = resize, w = resize;
+  if (img.height < img.width) {
+    w = static_cast<int64_t>(static_cast<double>(resize) * img.width /
+                             img.height);
+  } else {
+    h = static_cast<int64_t>(static_cast<double>(resize) * img.height /
+                             img.width);
+  }
+  t = torch::nn::functional::interpolate(
+      t, torch::nn::functional::InterpolateFuncOptions()
+             .size(std::vector<int64_t>{h, w})
+             .mode(torch::kBilinear)
+             .align_corners(false)
+             .antialias(true));
+  const int64_t top = static_cast<int64_t>(std::round((h - size) / 2.0));
+  const int64_t left = static_cast<int64_t>(std::round((w - size) / 2.0));
+  out.copy_(t[0]
+                .slice(1, top, top + size)
+                .slice(2, left, left + size)
+                .round()
+                .clamp(0, 255)
+                .to(torch::kUInt8));
+}
+
+}  // namespace
+
 torch::Tensor load_eval_images(const ImageSet& set,
                                const torch::Tensor& indices, int64_t resize,
-                               int64_t size) {
-  if (!set.on_disk()) return set.images.index_select(0, indices);
+                               int64_t size, torch::Tensor* readable) {
   const int64_t n = indices.size(0), c = set.channels();
+  if (readable) *readable = torch::ones({n}, torch::kBool);
+  if (!set.on_disk()) return set.images.index_select(0, indices);
+  TORCH_CHECK(resize >= size, "expected the resize (", resize,
+              ") >= the crop size (", size, ")");
   auto out = torch::empty({n, c, size, size}, torch::kUInt8);
   auto idx = indices.accessor<int64_t, 1>();
   for (int64_t i = 0; i < n; ++i) {
     const std::string& path = set.files[idx[i]];
-    const auto bytes = read_file(path);
-    const auto info = read_image_info(bytes, path);
-    const double short_side = std::min(info.height, info.width);
-    // Decode at the smallest DCT scale that keeps the short side >= resize.
-    const auto img = decode_image(
-        bytes, path,
-        DecodeOptions().channels(c).min_scale(resize / short_side));
-    auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
-                              {img.height, img.width, img.channels},
-                              torch::kUInt8)
-                 .permute({2, 0, 1})
-                 .to(torch::kFloat32)
-                 .unsqueeze(0);
-    // torchvision's Resize(int): the short side to `resize`, the long side
-    // scaled and truncated.
-    int64_t h = resize, w = resize;
-    if (img.height < img.width) {
-      w = static_cast<int64_t>(static_cast<double>(resize) * img.width / img.height);
-    } else {
-      h = static_cast<int64_t>(static_cast<double>(resize) * img.height / img.width);
+    if (!readable) {
+      load_eval_image(path, c, resize, size, out[i]);
+      continue;
     }
-    t = torch::nn::functional::interpolate(
-        t, torch::nn::functional::InterpolateFuncOptions()
-               .size(std::vector<int64_t>{h, w})
-               .mode(torch::kBilinear)
-               .align_corners(false)
-               .antialias(true));
-    TORCH_CHECK(h >= size && w >= size, "expected --resize >= the crop size");
-    const int64_t top = static_cast<int64_t>(std::round((h - size) / 2.0));
-    const int64_t left = static_cast<int64_t>(std::round((w - size) / 2.0));
-    out[i].copy_(t[0]
-                     .slice(1, top, top + size)
-                     .slice(2, left, left + size)
-                     .round()
-                     .clamp(0, 255)
-                     .to(torch::kUInt8));
+    try {
+      load_eval_image(path, c, resize, size, out[i]);
+    } catch (const c10::Error& e) {
+      log_warn("evaluation skips unreadable image: ", e.what_without_backtrace());
+      (*readable)[i] = false;
+      out[i].zero_();
+    }
   }
   return out;
 }

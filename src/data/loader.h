@@ -104,9 +104,10 @@ class TwoViewLoader {
 // Evaluation images as uint8 N x C x size x size: in-memory images as they
 // are (size ignored), image files decoded, the shorter side resized to
 // `resize` (antialiased bilinear) and centre-cropped to `size`, as
-// torchvision's Resize + CenterCrop. Unreadable files raise.
+// torchvision's Resize + CenterCrop. Unreadable files raise, or, when
+// `readable` is given, come out black and false in it (bool N).
 torch::Tensor load_eval_images(const ImageSet& set,
                                const torch::Tensor& indices, int64_t resize,
-                               int64_t size);
+                               int64_t size, torch::Tensor* readable = nullptr);
 
 }  // namespace moco::data

@@ -61,25 +61,30 @@ torch::Tensor extract_features(
     const std::function<torch::Tensor(const torch::Tensor&)>& encode,
     const data::ImageSet& set, const torch::Tensor& indices,
     const std::vector<double>& mean, const std::vector<double>& std,
-    int64_t batch, const torch::Device& device, int64_t crop_size) {
+    int64_t batch, const torch::Device& device, int64_t crop_size,
+    torch::Tensor* readable) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
   const int64_t n = idx.size(0), c = set.channels();
   auto m = torch::tensor(mean).view({1, c, 1, 1}).to(torch::kFloat32);
   auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
-  std::vector<torch::Tensor> out;
+  std::vector<torch::Tensor> out, ok;
   for (int64_t i = 0; i < n; i += batch) {
+    torch::Tensor batch_ok;
     // Image files: Resize(crop * 256/224) + CenterCrop(crop), as the
     // official evaluation transform.
     auto images = data::load_eval_images(
         set, idx.slice(0, i, std::min(n, i + batch)), crop_size * 256 / 224,
-        crop_size);
+        crop_size, readable ? &batch_ok : nullptr);
+    if (readable) ok.push_back(batch_ok);
     auto x = images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
     auto f = encode(x.to(device));
     out.push_back(F::normalize(f.to(torch::kFloat32),
                                F::NormalizeFuncOptions().dim(1))
                       .cpu());
+    if (readable) out.back().masked_fill_(batch_ok.logical_not().unsqueeze(1), 0);
   }
+  if (readable) *readable = torch::cat(ok);
   return torch::cat(out);
 }
 

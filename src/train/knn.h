@@ -38,12 +38,15 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
 
 // Encodes images[indices] (all when indices is undefined) in batches: uint8
 // -> [0,1] -> normalise -> encode -> L2-normalise. Returns N x D on CPU.
-// Image files are decoded, resized to crop_size * 256/224 and centre-cropped.
+// Image files are decoded, resized to crop_size * 256/224 and centre-cropped;
+// an unreadable one raises, or, when `readable` is given, is marked false
+// there (bool N) and gets a zero feature.
 torch::Tensor extract_features(
     const std::function<torch::Tensor(const torch::Tensor&)>& encode,
     const data::ImageSet& set, const torch::Tensor& indices,
     const std::vector<double>& mean, const std::vector<double>& std,
-    int64_t batch, const torch::Device& device, int64_t crop_size = 224);
+    int64_t batch, const torch::Device& device, int64_t crop_size = 224,
+    torch::Tensor* readable = nullptr);
 
 // Evenly spaced indices selecting `count` of n samples (all when count <= 0
 // or count >= n): a fixed, class-balanced-in-expectation subset.

@@ -362,16 +362,25 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     };
     auto bank_idx = subset_indices(bank_set.size(), o.knn_bank());
     auto test_idx = subset_indices(splits.test->size(), o.knn_test());
+    torch::Tensor bank_ok, test_ok;
     auto bank = extract_features(encode, bank_set, bank_idx, mean, std, 512,
-                                 device, crop);
+                                 device, crop, &bank_ok);
     auto test = extract_features(encode, *splits.test, test_idx, mean, std,
-                                 512, device, crop);
+                                 512, device, crop, &test_ok);
     enc->train(was_training);
+    // Unreadable image files (warned about) are left out of the bank and
+    // the scored set.
+    auto bank_labels = bank_set.labels.index_select(0, bank_idx);
+    auto test_labels = splits.test->labels.index_select(0, test_idx);
+    bank = bank.index({bank_ok});
+    bank_labels = bank_labels.index({bank_ok});
+    test = test.index({test_ok});
+    test_labels = test_labels.index({test_ok});
     const int64_t classes =
         std::max(bank_set.num_classes, splits.test->num_classes);
-    auto r = knn_evaluate(bank, bank_set.labels.index_select(0, bank_idx),
-                          test, splits.test->labels.index_select(0, test_idx),
-                          classes, o.knn_k(), o.knn_t());
+    auto r = knn_evaluate(bank, bank_labels, test, test_labels, classes,
+                          std::min<int64_t>(o.knn_k(), bank.size(0)),
+                          o.knn_t());
     const double secs = seconds_since(t0);
     log_info(fmt::format(
         "knn epoch {}: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {}, "

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 
 #include "../support.h"
+#include "../data/image_fixtures.h"
 #include "train/pretrain.h"
 
 namespace moco::cli {
@@ -101,6 +102,95 @@ TEST(Cli, TinyRunEndToEnd) {
   EXPECT_NE(r.out.find("final kNN top-1"), std::string::npos) << r.out;
   EXPECT_TRUE(test::fs::exists(dir / "run" / "checkpoint.pth.tar"));
   EXPECT_TRUE(test::fs::exists(dir / "run" / "metrics.jsonl"));
+}
+
+namespace {
+
+// DIR/train/{a,b}/ and DIR/val/{a,b}/ with small JPEGs and PNGs, and one
+// truncated JPEG in train/a.
+void photo_folder(const test::fs::path& dir) {
+  for (const char* split : {"train", "val"}) {
+    for (const char* cls : {"a", "b"}) {
+      const auto d = dir / split / cls;
+      test::fs::create_directories(d);
+      for (int i = 0; i < 8; ++i) {
+        const unsigned seed = (cls[0] == 'a' ? 0 : 100) + i;
+        if (i % 2) {
+          test::small_png(d / ("p" + std::to_string(i) + ".png"), 40, 48, seed);
+        } else {
+          test::small_jpeg(d / ("j" + std::to_string(i) + ".JPEG"), 60, 50, seed);
+        }
+      }
+    }
+  }
+  test::truncate_copy(dir / "train" / "a" / "j0.JPEG",
+                      dir / "train" / "a" / "broken.jpg", 300);
+}
+
+const char* kTinyImageRun =
+    " --width 8 --crop-size 32 -b 8 --bn-splits 2 --moco-k 16 --epochs 1 "
+    "--threads 1 -j 2 --aug-plus --knn-k 5 --output ";
+
+}  // namespace
+
+TEST(Cli, ImageFolderRunSkipsTheBrokenFileAndScoresKnnOnVal) {
+  auto dir = test::scratch_dir("photos");
+  photo_folder(dir / "data");
+  auto r = moco("pretrain '" + (dir / "data").string() + "' -a resnet18" +
+                    kTinyImageRun + "'" + (dir / "run").string() + "'",
+                dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("ImageFolder"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("17 images, 2 classes (JPEG 9, PNG 8)"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipping unreadable image"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("broken.jpg"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("waiting for data"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("final kNN top-1"), std::string::npos) << r.out;
+  EXPECT_TRUE(test::fs::exists(dir / "run" / "checkpoint.pth.tar"));
+}
+
+TEST(Cli, StrictDataStopsAtTheBrokenFileNamingIt) {
+  auto dir = test::scratch_dir("strict");
+  photo_folder(dir / "data");
+  auto r = moco("pretrain '" + (dir / "data").string() +
+                    "' -a resnet18 --strict-data" + kTinyImageRun + "'" +
+                    (dir / "run").string() + "'",
+                dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("--strict-data"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find((dir / "data" / "train" / "a" / "broken.jpg").string()),
+            std::string::npos) << r.out;
+  EXPECT_FALSE(test::fs::exists(dir / "run" / "checkpoint.pth.tar"));
+}
+
+TEST(Cli, FolderWithoutImagesFailsBeforeTraining) {
+  auto dir = test::scratch_dir("noimg");
+  test::fs::create_directories(dir / "data" / "sub");
+  test::write_file(dir / "data" / "sub" / "x.txt", "x");
+  auto r = moco("pretrain '" + (dir / "data").string() + "' --output '" +
+                    (dir / "run").string() + "'",
+                dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("no images"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find((dir / "data").string()), std::string::npos) << r.out;
+  auto bad = moco("pretrain --channels 2", dir);
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("--channels"), std::string::npos) << bad.out;
+}
+
+TEST(Cli, BenchDataReportsOneCoreAllWorkersAndWaitShare) {
+  auto dir = test::scratch_dir("bench");
+  photo_folder(dir / "data");
+  auto r = moco("bench-data '" + (dir / "data").string() +
+                    "' -j 2 -b 4 --crop-size 32 --step-ms 20",
+                dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("1 core (on the calling thread):"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("2 workers:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("images/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("waiting for data"), std::string::npos) << r.out;
 }
 
 }  // namespace moco::cli
