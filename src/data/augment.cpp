@@ -403,15 +403,19 @@ void hue(float* img, int64_t channels, int64_t n, float shift) {
     const float r = R[i], g = G[i], b = B[i];
     const float maxc = std::max(r, std::max(g, b));
     const float minc = std::min(r, std::min(g, b));
-    const bool eqc = maxc == minc;
+    const float eqc = maxc == minc ? 1.f : 0.f;
     const float cr = maxc - minc;
-    const float s = cr / (eqc ? 1.f : maxc);
-    const float crd = eqc ? 1.f : cr;
+    // x + eqc instead of eqc ? 1 : x: the same values (cr is 0 when eqc),
+    // without a division under a condition.
+    const float s = cr / (maxc + eqc);
+    const float crd = cr + eqc;
     const float rc = (maxc - r) / crd, gc = (maxc - g) / crd,
                 bc = (maxc - b) / crd;
-    // Selects instead of branches, so the loop vectorises.
+    // Selects instead of branches, with -fno-trapping-math on this file, so
+    // the loop vectorises: GCC may then compute both sides of a select.
     const float hr = bc - gc, hg = 2.f + rc - bc, hb = 4.f + gc - rc;
-    float h = maxc == r ? hr : (maxc == g ? hg : hb);
+    float h = maxc == g ? hg : hb;
+    h = maxc == r ? hr : h;
     // fmod(h / 6 + 1, 1): the argument lies in (0.8, 1.9), where the
     // subtraction is exact.
     h = h / 6.f + 1.f;
@@ -427,18 +431,20 @@ void hue(float* img, int64_t channels, int64_t n, float shift) {
     const float p = clamp01(v * (1.f - s));
     const float q = clamp01(v * (1.f - s * f));
     const float t = clamp01(v * (1.f - s * (1.f - f)));
-    const float ro = sector == 0.f || sector == 5.f ? v
-                     : sector == 1.f              ? q
-                     : sector == 4.f              ? t
-                                                  : p;
-    const float go = sector == 1.f || sector == 2.f ? v
-                     : sector == 0.f              ? t
-                     : sector == 3.f              ? q
-                                                  : p;
-    const float bo = sector == 3.f || sector == 4.f ? v
-                     : sector == 2.f              ? t
-                     : sector == 5.f              ? q
-                                                  : p;
+    // One two-way select at a time: GCC's if-conversion gives up on a
+    // many-way merge.
+    float ro = sector == 1.f ? q : p;
+    ro = sector == 4.f ? t : ro;
+    ro = sector == 0.f ? v : ro;
+    ro = sector == 5.f ? v : ro;
+    float go = sector == 0.f ? t : p;
+    go = sector == 3.f ? q : go;
+    go = sector == 1.f ? v : go;
+    go = sector == 2.f ? v : go;
+    float bo = sector == 2.f ? t : p;
+    bo = sector == 5.f ? q : bo;
+    bo = sector == 3.f ? v : bo;
+    bo = sector == 4.f ? v : bo;
     R[i] = ro;
     G[i] = go;
     B[i] = bo;
