@@ -10,8 +10,10 @@ packages=(g++ cmake ninja-build libtorch-dev libcli11-dev nlohmann-json3-dev
           libfmt-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev
           dataset-fashion-mnist)
 if [[ $with_tests == ON ]]; then
-  # GoogleTest, and Python torch/torchvision/PIL as the tests' reference.
-  packages+=(libgtest-dev python3-torch python3-torchvision python3-pil)
+  # GoogleTest; Python torch/torchvision/PIL as the tests' reference;
+  # Chromium to render `moco report`'s page.
+  packages+=(libgtest-dev python3-torch python3-torchvision python3-pil
+             chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -14,7 +14,10 @@
 #include "core/log.h"
 #include "data/dataset.h"
 #include "data/throughput.h"
+#include "io/report.h"
+#include "train/evaluate.h"
 #include "train/pretrain.h"
+#include "train/pretrained.h"
 
 namespace moco::cli {
 
@@ -281,6 +284,102 @@ int run(int argc, char** argv) {
       "and report the share of time spent waiting for data (0: skip)");
   CLI::App* bench_sub = sub;
 
+  // lincls: main_lincls.py's flags and defaults.
+  train::LinclsOptions lo;
+  sub = app.add_subcommand(
+      "lincls",
+      "linear classification protocol (flags and defaults of the official "
+      "main_lincls.py): frozen backbone in eval mode, a new fc trained by SGD");
+  add("data,--data", lo.data(), "labelled dataset with a test split, as for "
+      "pretrain");
+  add("--pretrained", lo.pretrained(),
+      "pretraining checkpoint (ours, the official releases', or a "
+      "torchvision state dict)");
+  add("-a,--arch", lo.arch(), "check the checkpoint holds this architecture "
+      "(default: whatever it holds)");
+  add("-j,--workers", lo.workers(), "data loading threads (-1: cores - 1)");
+  add("--epochs", lo.epochs(), "number of total epochs to run");
+  add("--start-epoch", lo.start_epoch(), "manual epoch number");
+  add("-b,--batch-size", lo.batch_size(), "mini-batch size");
+  add("--lr,--learning-rate", lo.lr(), "initial learning rate");
+  add("--schedule", lo.schedule(), "epochs at which to drop lr by 10x")
+      ->expected(1, 64);
+  add("--momentum", lo.momentum(), "SGD momentum");
+  add("--wd,--weight-decay", lo.wd(), "weight decay");
+  add("-p,--print-freq", lo.print_freq(), "print frequency (steps)");
+  add("--resume", lo.resume(), "a lincls checkpoint to continue (or, with -e, "
+      "to evaluate)");
+  sub->add_flag("-e,--evaluate", lo.evaluate(),
+                "evaluate the model on the test split and stop");
+  add("--seed", lo.seed(), "seed");
+  sub->add_flag("--cos", lo.cos(), "cosine lr schedule instead of --schedule");
+  add("--threads", lo.threads(), "intra-op threads (0: all cores)");
+  add("--output", lo.output(), "folder for checkpoint.pth.tar, "
+      "model_best.pth.tar and metrics.jsonl");
+  add("--device", lo.device(), "cpu | cuda | cuda:N");
+  add("--channels", lo.channels(), "1 | 3 (0: the data's own)")
+      ->check(CLI::IsMember({0, 1, 3}));
+  add("--max-steps", lo.max_steps(), "steps per epoch at most (0: all)");
+  sub->add_flag("!--no-progress", lo.progress(), "plain log lines");
+  CLI::App* lincls_sub = sub;
+
+  train::KnnOptions ko;
+  sub = app.add_subcommand(
+      "knn", "weighted kNN classification (cosine, k 200, t 0.1, as the "
+             "official CIFAR demo) on backbone features of the train and "
+             "test splits");
+  add("data,--data", ko.data(), "labelled dataset with a test split");
+  add("--pretrained", ko.pretrained(), "checkpoint or state dict")->required();
+  add("--knn-k", ko.knn_k(), "neighbours");
+  add("--knn-t", ko.knn_t(), "temperature");
+  add("-b,--batch-size", ko.batch_size(), "images per forward pass");
+  add("--knn-bank", ko.knn_bank(), "training images in the bank (0: all)");
+  add("--knn-test", ko.knn_test(), "test images scored (0: all)");
+  add("--threads", ko.threads(), "intra-op threads (0: all cores)");
+  add("--device", ko.device(), "cpu | cuda | cuda:N");
+  add("--channels", ko.channels(), "1 | 3 (0: the data's own)")
+      ->check(CLI::IsMember({0, 1, 3}));
+  CLI::App* knn_sub = sub;
+
+  train::EmbedOptions eo;
+  sub = app.add_subcommand(
+      "embed", "write backbone (or head) features of a dataset as a NumPy "
+               ".npy file (N x D float32), plus OUT.txt listing each row's "
+               "image and label");
+  add("data,--data", eo.data(), "dataset")->required();
+  add("--pretrained", eo.pretrained(), "checkpoint or state dict")->required();
+  add("-o,--output", eo.output(), "the .npy file to write");
+  add("--split", eo.split(), "train | test")
+      ->check(CLI::IsMember({"train", "test"}));
+  sub->add_flag("--head", eo.head(),
+                "the projection head's output instead of the backbone's");
+  add("-b,--batch-size", eo.batch_size(), "images per forward pass");
+  add("--threads", eo.threads(), "intra-op threads (0: all cores)");
+  add("--device", eo.device(), "cpu | cuda | cuda:N");
+  add("--channels", eo.channels(), "1 | 3 (0: the data's own)")
+      ->check(CLI::IsMember({0, 1, 3}));
+  CLI::App* embed_sub = sub;
+
+  std::string export_ckpt, export_format = "torchvision", export_out;
+  sub = app.add_subcommand(
+      "export", "write the query backbone of a checkpoint as a torchvision "
+                "state dict (torch.save format; load_state_dict(sd, "
+                "strict=False) misses only fc.*) or as safetensors");
+  sub->add_option("checkpoint", export_ckpt, "checkpoint or state dict")
+      ->required();
+  sub->add_option("output", export_out, "file to write")->required();
+  add("--format", export_format, "torchvision | safetensors")
+      ->check(CLI::IsMember({"torchvision", "safetensors"}));
+  CLI::App* export_sub = sub;
+
+  std::string report_dir;
+  sub = app.add_subcommand(
+      "report", "turn a run's metrics.jsonl into report.html (self-contained,"
+                " SVG charts) and report.svg in the run's folder");
+  sub->add_option("run", report_dir, "the --output folder of a run")
+      ->required();
+  CLI::App* report_sub = sub;
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -289,6 +388,31 @@ int run(int argc, char** argv) {
   try {
     if (pretrain_sub->parsed()) {
       return pretrain_main(*pretrain_sub, o, preset, blur, knn_init);
+    }
+    if (lincls_sub->parsed()) {
+      train::run_lincls(lo);
+      return 0;
+    }
+    if (knn_sub->parsed()) {
+      const auto r = train::run_knn_command(ko);
+      std::printf("knn top-1 %.2f%% top-5 %.2f%% (bank %lld, test %lld)\n",
+                  r.top1, r.top5, static_cast<long long>(r.bank),
+                  static_cast<long long>(r.test));
+      return 0;
+    }
+    if (embed_sub->parsed()) {
+      train::run_embed(eo);
+      return 0;
+    }
+    if (export_sub->parsed()) {
+      train::export_backbone(export_ckpt, export_format, export_out);
+      log_info("wrote ", export_out, " (", export_format, ")");
+      return 0;
+    }
+    if (report_sub->parsed()) {
+      const auto r = io::write_report(report_dir);
+      std::printf("%s\n%s\n", r.html.c_str(), r.svg.c_str());
+      return 0;
     }
     if (bench_sub->parsed()) {
       return bench_data_main(bench_data_path, bench_workers, bench_batch,

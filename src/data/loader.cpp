@@ -22,6 +22,8 @@ TwoViewLoader::TwoViewLoader(std::shared_ptr<const ImageSet> data,
               options_.batch_size());
   TORCH_CHECK(options_.workers() >= 0, "expected --workers >= 0, got ",
               options_.workers());
+  TORCH_CHECK(options_.views() == 1 || options_.views() == 2,
+              "expected 1 or 2 views, got ", options_.views());
   TORCH_CHECK(options_.world_size() >= 1 && options_.rank() >= 0 &&
                   options_.rank() < options_.world_size(),
               "expected 0 <= rank < world_size, got rank ", options_.rank(),
@@ -100,8 +102,10 @@ ImageView8 hwc_view(const DecodedImage& d) {
 void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
   const int64_t s = augment_.size();
   const int64_t plane = batch.view_q.size(1) * s * s;
+  const int views = static_cast<int>(options_.views());
   float* out[2] = {batch.view_q.data_ptr<float>() + i * plane,
-                   batch.view_k.data_ptr<float>() + i * plane};
+                   views == 2 ? batch.view_k.data_ptr<float>() + i * plane
+                              : nullptr};
   Rng rngs[2] = {
       Rng(mix_seed(options_.seed(), static_cast<uint64_t>(epoch_),
                    static_cast<uint64_t>(sample), 0)),
@@ -110,7 +114,7 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
   if (!data_->on_disk()) {
     const auto image = data_->images[sample];
     const auto view = image_view(image);
-    for (int v = 0; v < 2; ++v) {
+    for (int v = 0; v < views; ++v) {
       const auto params =
           draw_view_params(view.height, view.width, augment_, rngs[v]);
       render_view(view, params, augment_, out[v]);
@@ -122,7 +126,7 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
   const auto info = read_image_info(bytes, path);
   ViewParams params[2];
   double min_scale = 0;
-  for (int v = 0; v < 2; ++v) {
+  for (int v = 0; v < views; ++v) {
     params[v] = draw_view_params(info.height, info.width, augment_, rngs[v]);
     // Smallest decode scale at which this crop still has >= size pixels
     // each way: below it the resize would upsample what the DCT dropped.
@@ -135,7 +139,7 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
       DecodeOptions().channels(data_->file_channels).min_scale(min_scale));
   const double sy = static_cast<double>(image.height) / info.height;
   const double sx = static_cast<double>(image.width) / info.width;
-  for (int v = 0; v < 2; ++v) {
+  for (int v = 0; v < views; ++v) {
     params[v].crop =
         scale_box(params[v].crop, sy, sx, image.height, image.width);
     render_view(hwc_view(image), params[v], augment_, out[v]);
@@ -164,7 +168,7 @@ TwoViewBatch TwoViewLoader::make_batch(int64_t b) {
       options_.pin_memory());
   TwoViewBatch batch;
   batch.view_q = torch::empty({n, c, s, s}, opts);
-  batch.view_k = torch::empty({n, c, s, s}, opts);
+  if (options_.views() == 2) batch.view_k = torch::empty({n, c, s, s}, opts);
   batch.indices = torch::empty({n}, torch::kInt64);
   auto idx = batch.indices.accessor<int64_t, 1>();
   // A bad file gives its slot to the next readable sample of the epoch, so
@@ -204,6 +208,7 @@ TwoViewBatch TwoViewLoader::make_batch(int64_t b) {
       }
     }
   }
+  if (data_->labelled()) batch.labels = data_->labels.index_select(0, batch.indices);
   return batch;
 }
 

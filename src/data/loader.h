@@ -47,12 +47,16 @@ struct LoaderOptions {
   TORCH_ARG(int64_t, world_size) = 1;
   // An unreadable image file is an error instead of a skipped sample.
   TORCH_ARG(bool, strict) = false;
+  // 2: MoCo's query and key views; 1: one view (view_k left undefined), as
+  // the linear classifier trains on.
+  TORCH_ARG(int64_t, views) = 2;
 };
 
 struct TwoViewBatch {
   torch::Tensor view_q;   // float B x C x S x S
   torch::Tensor view_k;   // float B x C x S x S
   torch::Tensor indices;  // int64 B, dataset indices
+  torch::Tensor labels;   // int64 B, when the dataset is labelled
 };
 
 class TwoViewLoader {

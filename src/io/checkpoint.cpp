@@ -11,6 +11,8 @@
 
 #include <torch/serialize.h>
 
+#include "io/torch_pickle.h"
+
 namespace fs = std::filesystem;
 
 namespace moco::io {
@@ -54,22 +56,7 @@ void save_pickle(const std::string& path, const c10::IValue& value) {
 }
 
 c10::IValue load_pickle(const std::string& path) {
-  TORCH_CHECK(fs::exists(path), "checkpoint not found: ", path);
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in.good(), "cannot read checkpoint ", path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
-                          std::istreambuf_iterator<char>());
-  TORCH_CHECK(!bytes.empty(), "checkpoint is empty: ", path);
-  try {
-    return torch::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "cannot read checkpoint ", path,
-                " (truncated, or not a torch.save file): ",
-                e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    TORCH_CHECK(false, "cannot read checkpoint ", path,
-                " (truncated, or not a torch.save file): ", e.what());
-  }
+  return read_torch_file(path);
 }
 
 c10::IValue dict_get(const c10::IValue& dict, const std::string& key,

@@ -3,8 +3,8 @@
 // atomic_write goes through PATH.tmp, fsync and rename, so a crash, a full
 // disk or a kill leaves either the old file or the new one, never a torn one.
 // save_pickle writes an IValue in torch.save's zip format (Python's
-// torch.load reads it); load_pickle reads it back with errors naming the
-// file.
+// torch.load reads it); load_pickle reads it back, or any file of Python's
+// torch.save (io/torch_pickle.h), with errors naming the file.
 //
 //   c10::Dict<std::string, c10::IValue> ckpt;
 //   ckpt.insert("epoch", int64_t{3});

@@ -18,6 +18,7 @@
 #include "io/metrics.h"
 #include "models/moco.h"
 #include "train/knn.h"
+#include "train/pretrained.h"
 #include "train/sgd.h"
 
 namespace fs = std::filesystem;
@@ -34,21 +35,6 @@ double seconds_since(Clock::time_point t0) {
 
 int64_t cores() {
   return std::max<int64_t>(1, std::thread::hardware_concurrency());
-}
-
-// Per-channel mean and std of the training images (on up to 10k of them),
-// the normalisation the small-image datasets need instead of ImageNet's.
-std::pair<std::vector<double>, std::vector<double>> channel_stats(
-    const data::ImageSet& set) {
-  auto idx = subset_indices(set.size(), 10000);
-  auto x = set.images.index_select(0, idx).to(torch::kFloat64).div_(255.0);
-  auto mean = x.mean({0, 2, 3});
-  auto std = x.std({0, 2, 3});
-  std::vector<double> m(mean.data_ptr<double>(),
-                        mean.data_ptr<double>() + mean.numel());
-  std::vector<double> s(std.data_ptr<double>(),
-                        std.data_ptr<double>() + std.numel());
-  return {m, s};
 }
 
 c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
@@ -291,12 +277,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   auto augment = o.aug_plus() ? data::moco_v2_augment(crop)
                               : data::moco_v1_augment(crop);
   if (!o.blur()) augment.blur_p(0.0);
-  auto [mean, std] = small ? channel_stats(*train_set)
-                           : std::make_pair(augment.mean(), augment.std());
-  if (train_set->channels() == 1 && !small) {
-    mean = {0.449};
-    std = {0.226};
-  }
+  auto [mean, std] = data_normalization(*train_set);
   augment.mean(mean).std(std);
 
   models::Moco model(

@@ -1,0 +1,29 @@
+// Tensors in the files the Python world reads without torch: NumPy's .npy
+// and the safetensors format. Both are written atomically.
+//
+//   moco::io::write_npy("feats.npy", features);            // numpy.load reads it
+//   moco::io::write_safetensors("model.safetensors",
+//                               {{"conv1.weight", w}}, {{"format", "pt"}});
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace moco::io {
+
+// float32/float64/int64/int32/uint8/bool tensors, C order, little-endian.
+void write_npy(const std::string& path, const torch::Tensor& t);
+
+// Header (8-byte little-endian length, JSON with dtype, shape and
+// data_offsets per tensor, optional __metadata__), then the tensors' bytes,
+// in the given order.
+void write_safetensors(
+    const std::string& path,
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace moco::io

@@ -1,0 +1,208 @@
+#include "train/pretrained.h"
+
+#include <torch/torch.h>
+
+#include <regex>
+#include <set>
+
+#include "data/dataset.h"
+#include "io/checkpoint.h"
+#include "io/tensor_files.h"
+#include "train/knn.h"
+
+namespace moco::train {
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+
+}  // namespace
+
+models::ResNetOptions infer_resnet_options(
+    const std::map<std::string, torch::Tensor>& state, const std::string& path) {
+  auto conv1 = state.find("conv1.weight");
+  TORCH_CHECK(conv1 != state.end() && conv1->second.dim() == 4,
+              "expected a ResNet backbone (conv1.weight) in ", path);
+  const auto& w = conv1->second;
+  std::array<int64_t, 4> blocks = {0, 0, 0, 0};
+  static const std::regex layer_re(R"(^layer([1-4])\.(\d+)\.)");
+  for (const auto& [name, t] : state) {
+    std::smatch m;
+    if (std::regex_search(name, m, layer_re)) {
+      auto& b = blocks[std::stoi(m[1]) - 1];
+      b = std::max<int64_t>(b, std::stoll(m[2]) + 1);
+    }
+  }
+  const bool bottleneck = state.count("layer1.0.conv3.weight") > 0;
+  std::string arch;
+  if (blocks == std::array<int64_t, 4>{2, 2, 2, 2} && !bottleneck) arch = "resnet18";
+  if (blocks == std::array<int64_t, 4>{3, 4, 6, 3}) {
+    arch = bottleneck ? "resnet50" : "resnet34";
+  }
+  if (blocks == std::array<int64_t, 4>{3, 4, 23, 3} && bottleneck) arch = "resnet101";
+  TORCH_CHECK(!arch.empty(), "unsupported ResNet layout in ", path, ": blocks ",
+              blocks[0], "/", blocks[1], "/", blocks[2], "/", blocks[3],
+              bottleneck ? " (bottleneck)" : " (basic)",
+              "; expected ResNet-18, 34, 50 or 101");
+  models::ResNetOptions o(arch);
+  o.in_channels(w.size(1)).width(w.size(0)).small_stem(w.size(2) == 3);
+  if (state.count("fc.0.weight")) {
+    o.mlp(true);
+  }
+  return o;
+}
+
+Backbone load_backbone(const std::string& path) {
+  const c10::IValue top = io::load_pickle(path);
+  TORCH_CHECK(top.isGenericDict(), "expected a dict (a checkpoint or a state ",
+              "dict) in ", path, ", got ", top.tagKind());
+  auto dict = top.toGenericDict();
+  c10::impl::GenericDict sd = dict;
+  auto it = dict.find(c10::IValue("state_dict"));
+  if (it != dict.end()) {
+    TORCH_CHECK(it->value().isGenericDict(), "expected 'state_dict' to be a ",
+                "dict in ", path);
+    sd = it->value().toGenericDict();
+  }
+  std::map<std::string, torch::Tensor> all;
+  for (const auto& e : sd) {
+    if (e.key().isString() && e.value().isTensor()) {
+      all[e.key().toStringRef()] = e.value().toTensor();
+    }
+  }
+  TORCH_CHECK(!all.empty(), "no tensors found in ", path,
+              " (expected a checkpoint with a state_dict, or a state dict)");
+  Backbone b;
+  b.path = path;
+  std::string prefix;
+  auto any_with = [&](const std::string& p) {
+    for (const auto& [k, v] : all) {
+      if (starts_with(k, p)) return true;
+    }
+    return false;
+  };
+  if (any_with("module.encoder_q.")) {
+    prefix = "module.encoder_q.";
+    b.kind = "MoCo pretraining checkpoint";
+  } else if (any_with("encoder_q.")) {
+    prefix = "encoder_q.";
+    b.kind = "MoCo pretraining checkpoint";
+  } else if (any_with("module.")) {
+    prefix = "module.";
+    b.kind = "classifier checkpoint";
+  } else {
+    b.kind = "state dict";
+  }
+  std::map<std::string, torch::Tensor> mapped;
+  for (const auto& [k, v] : all) {
+    if (!starts_with(k, prefix)) continue;
+    const std::string name = k.substr(prefix.size());
+    if (starts_with(name, "fc.")) {
+      b.head[name] = v;
+    } else {
+      b.state[name] = v;
+    }
+  }
+  for (const auto& [k, v] : b.head) mapped[k] = v;
+  for (const auto& [k, v] : b.state) mapped[k] = v;
+  b.options = infer_resnet_options(mapped, path);
+  if (b.head.count("fc.weight")) {
+    b.options.num_classes(b.head["fc.weight"].size(0));
+  } else if (b.head.count("fc.2.weight")) {
+    b.options.num_classes(b.head["fc.2.weight"].size(0));
+  }
+  return b;
+}
+
+models::ResNet make_classifier(const Backbone& b, int64_t num_classes) {
+  auto opts = b.options;
+  opts.num_classes(num_classes).mlp(false).bn_splits(1);
+  models::ResNet net(opts);
+  torch::NoGradGuard no_grad;
+  std::set<std::string> used;
+  auto restore = [&](const std::string& name, torch::Tensor& dst) {
+    if (starts_with(name, "fc.")) return;
+    auto it = b.state.find(name);
+    TORCH_CHECK(it != b.state.end(), b.path, " has no ", name, " for a ",
+                opts.arch(), "; the checkpoint is for another architecture");
+    TORCH_CHECK(it->second.sizes() == dst.sizes(), "shape mismatch for ", name,
+                " in ", b.path, ": ", it->second.sizes(), " vs the model's ",
+                dst.sizes());
+    dst.copy_(it->second);
+    used.insert(name);
+  };
+  for (auto& p : net->named_parameters()) restore(p.key(), p.value());
+  for (auto& p : net->named_buffers()) restore(p.key(), p.value());
+  for (const auto& [name, t] : b.state) {
+    TORCH_CHECK(used.count(name), "unexpected tensor ", name, " in ", b.path,
+                " for a ", opts.arch());
+  }
+  for (auto& p : net->named_parameters()) {
+    if (p.key() == "fc.weight") p.value().normal_(0, 0.01);
+    if (p.key() == "fc.bias") p.value().zero_();
+  }
+  return net;
+}
+
+std::vector<std::string> changed_backbone_tensors(const Backbone& b,
+                                                  models::ResNet& net) {
+  std::vector<std::string> changed;
+  auto check = [&](const std::string& name, const torch::Tensor& t) {
+    auto it = b.state.find(name);
+    if (it == b.state.end()) return;
+    if (!t.cpu().equal(it->second)) changed.push_back(name);
+  };
+  for (const auto& p : net->named_parameters()) check(p.key(), p.value());
+  for (const auto& p : net->named_buffers()) check(p.key(), p.value());
+  return changed;
+}
+
+void export_backbone(const std::string& checkpoint, const std::string& format,
+                     const std::string& output) {
+  TORCH_CHECK(format == "torchvision" || format == "safetensors",
+              "expected --format torchvision or safetensors, got '", format,
+              "'");
+  TORCH_CHECK(!output.empty(), "expected an output path");
+  const auto b = load_backbone(checkpoint);
+  // In the model's own order (conv1, bn1, layer1..4), as torchvision's
+  // state_dict() lists them.
+  auto net = make_classifier(b, 1);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().rfind("fc.", 0) != 0) tensors.emplace_back(p.key(), p.value().detach());
+  }
+  for (const auto& p : net->named_buffers()) {
+    if (p.key().rfind("fc.", 0) != 0) tensors.emplace_back(p.key(), p.value());
+  }
+  if (format == "safetensors") {
+    io::write_safetensors(output, tensors,
+                          {{"format", "pt"},
+                           {"arch", b.options.arch()},
+                           {"source", checkpoint}});
+    return;
+  }
+  c10::impl::GenericDict sd(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [k, v] : tensors) sd.insert(k, v.contiguous());
+  io::save_pickle(output, sd);
+}
+
+std::pair<std::vector<double>, std::vector<double>> data_normalization(
+    const data::ImageSet& set) {
+  const bool small = !set.on_disk() && set.height() <= 64 && set.width() <= 64;
+  if (small) {
+    auto idx = subset_indices(set.size(), 10000);
+    auto x = set.images.index_select(0, idx).to(torch::kFloat64).div_(255.0);
+    auto mean = x.mean({0, 2, 3});
+    auto std = x.std({0, 2, 3});
+    return {std::vector<double>(mean.data_ptr<double>(),
+                                mean.data_ptr<double>() + mean.numel()),
+            std::vector<double>(std.data_ptr<double>(),
+                                std.data_ptr<double>() + std.numel())};
+  }
+  if (set.channels() == 1) return {{0.449}, {0.226}};
+  return {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+}
+
+}  // namespace moco::train

@@ -1,0 +1,63 @@
+// Backbones from checkpoints: ours, the official MoCo releases
+// (module.encoder_q.*), main_lincls.py's (module.*), and torchvision state
+// dicts, in torch.save's zip or legacy format. The architecture is read off
+// the tensors' names and shapes, so no --arch is needed.
+//
+//   auto b = moco::train::load_backbone("moco_v2_800ep_pretrain.pth.tar");
+//   b.options.arch();                      // "resnet50"
+//   models::ResNet net = make_classifier(b, /*num_classes=*/10);
+#pragma once
+
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/resnet.h"
+
+namespace moco::data {
+struct ImageSet;
+}
+
+namespace moco::train {
+
+struct Backbone {
+  models::ResNetOptions options;                // as found (fc / MLP head)
+  std::map<std::string, torch::Tensor> state;   // torchvision names, no fc.*
+  std::map<std::string, torch::Tensor> head;    // fc.* as found, maybe empty
+  std::string kind;  // "MoCo pretraining", "linear classifier", "state dict"
+  std::string path;
+};
+
+Backbone load_backbone(const std::string& path);
+
+// arch, stem, width, input channels and head from the tensors' names and
+// shapes; errors name `path`.
+models::ResNetOptions infer_resnet_options(
+    const std::map<std::string, torch::Tensor>& state, const std::string& path);
+
+// A ResNet with the backbone's weights and a new fc of num_classes outputs
+// (N(0, 0.01) weights, zero bias, as main_lincls.py). Every backbone tensor
+// must match the model's, by name and shape.
+models::ResNet make_classifier(const Backbone& b, int64_t num_classes);
+
+// The backbone's tensors that differ from `net`'s (main_lincls.py's
+// sanity_check): empty when the backbone was left unchanged.
+std::vector<std::string> changed_backbone_tensors(const Backbone& b,
+                                                  models::ResNet& net);
+
+// `moco export`: the backbone as a plain state dict that
+// torchvision.models.<arch>().load_state_dict(sd, strict=False) takes with
+// only fc.weight / fc.bias missing ("torchvision", torch.save's zip format),
+// or the same tensors as safetensors ("safetensors").
+void export_backbone(const std::string& checkpoint, const std::string& format,
+                     const std::string& output);
+
+// The input normalisation pretraining used for this dataset: per-channel
+// statistics of (up to 10k) training images for small in-memory images,
+// ImageNet's for image files (0.449 / 0.226 for one channel).
+std::pair<std::vector<double>, std::vector<double>> data_normalization(
+    const data::ImageSet& train);
+
+}  // namespace moco::train

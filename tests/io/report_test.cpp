@@ -1,0 +1,92 @@
+// `moco report`: the HTML page and its SVG charts, rendered by headless
+// Chromium (Debian's chromium, installed by scripts/test.sh); the screenshot
+// is decoded and the chart lines' colours counted.
+#include "io/report.h"
+
+#include <fmt/format.h>
+
+#include "../support.h"
+#include "data/image_decode.h"
+
+namespace moco::io {
+namespace {
+
+void write_metrics(const test::fs::path& dir) {
+  std::string m = "{\"kind\":\"config\",\"options\":{\"arch\":\"resnet18\"}}\n";
+  for (int step = 10; step <= 200; step += 10) {
+    m += fmt::format(
+        "{{\"kind\":\"train\",\"epoch\":{},\"step\":{},\"loss\":{},\"acc1\":{},"
+        "\"acc5\":{},\"lr\":{},\"images_per_s\":{}}}\n",
+        step / 100, step, 8.0 - step / 50.0, step / 4.0, step / 2.5,
+        0.06 * (1 - step / 250.0), 300 + step % 30);
+  }
+  for (int e = -1; e < 2; ++e) {
+    m += fmt::format("{{\"kind\":\"knn\",\"epoch\":{},\"top1\":{},\"top5\":99}}\n",
+                     e, 68 + 4 * (e + 1));
+    if (e >= 0) {
+      m += fmt::format(
+          "{{\"kind\":\"epoch\",\"epoch\":{},\"loss\":5,\"data_wait_share\":0.01}}\n", e);
+    }
+  }
+  m += "{\"kind\":\"train\",\"step\":";  // a torn last line, as after a kill
+  test::write_file(dir / "metrics.jsonl", m);
+}
+
+TEST(Report, HtmlAndSvgHoldEveryChart) {
+  auto dir = test::scratch_dir("run");
+  write_metrics(dir);
+  const auto r = write_report(dir.string());
+  EXPECT_EQ(r.charts.size(), 6u);
+  const auto html = test::read_text(r.html);
+  for (const char* title : {"InfoNCE loss", "pretext top-1", "learning rate",
+                            "kNN top-1", "throughput", "waiting for data"}) {
+    EXPECT_NE(html.find(title), std::string::npos) << title;
+  }
+  EXPECT_EQ(html.find("<script"), std::string::npos);  // self-contained
+  size_t lines = 0;
+  for (size_t p = 0; (p = html.find("<polyline", p)) != std::string::npos; ++p) ++lines;
+  EXPECT_EQ(lines, 6u);
+  EXPECT_NE(test::read_text(r.svg).find("<svg"), std::string::npos);
+  auto empty = test::scratch_dir("empty");
+  const auto msg = test::error_message([&] { write_report(empty.string()); });
+  EXPECT_NE(msg.find("metrics.jsonl"), std::string::npos) << msg;
+}
+
+TEST(Report, ChromiumRendersTheCharts) {
+  const std::string chromium = "/usr/bin/chromium";
+  ASSERT_TRUE(test::fs::exists(chromium))
+      << "needs Debian's chromium (scripts/test.sh installs it)";
+  auto dir = test::scratch_dir("render");
+  write_metrics(dir);
+  const auto r = write_report(dir.string());
+  const auto png = (dir / "shot.png").string();
+  const int rc = test::run_command(
+      chromium + " --headless --no-sandbox --disable-gpu --disable-quic "
+      "--no-first-run --disable-background-networking "
+      "--disable-component-update --disable-sync --hide-scrollbars "
+      "--user-data-dir='" + (dir / "profile").string() + "' "
+      "--window-size=1000,1000 --screenshot='" + png + "' 'file://" + r.html + "'",
+      (dir / "chromium.log").string());
+  ASSERT_EQ(rc, 0) << test::read_text(dir / "chromium.log");
+  const auto img = data::decode_image(data::read_file(png), png);
+  ASSERT_EQ(img.channels, 3);
+  // Pixels of each chart line's colour: the page shows the charts only if
+  // the browser drew the SVG.
+  auto count = [&](int r0, int g0, int b0) {
+    int64_t n = 0;
+    for (size_t i = 0; i + 2 < img.pixels.size(); i += 3) {
+      if (std::abs(img.pixels[i] - r0) < 12 && std::abs(img.pixels[i + 1] - g0) < 12 &&
+          std::abs(img.pixels[i + 2] - b0) < 12) {
+        ++n;
+      }
+    }
+    return n;
+  };
+  EXPECT_GT(count(0x1f, 0x77, 0xb4), 300);  // loss
+  EXPECT_GT(count(0x2c, 0xa0, 0x2c), 300);  // pretext accuracy
+  EXPECT_GT(count(0xd6, 0x27, 0x28), 100);  // kNN
+  EXPECT_GT(count(0x94, 0x67, 0xbd), 300);  // learning rate
+}
+
+}  // namespace
+}  // namespace moco::io

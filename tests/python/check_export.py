@@ -1,0 +1,55 @@
+"""Independent checks of `moco export` and `moco embed`, for
+tests/train/evaluate_test.
+
+Usage: check_export.py ARCH EXPORT.pth EXPORT.safetensors FEATS.npy CIFAR_TEST.bin MEAN STD
+ - torch.load(EXPORT.pth) loads into torchvision.models.ARCH() with
+   strict=False missing exactly fc.weight and fc.bias;
+ - the .safetensors file, parsed from the format's specification (8-byte
+   header length, JSON, raw little-endian data), holds the same tensors;
+ - FEATS.npy (numpy.load) equals torchvision's pooled features of the CIFAR
+   test images, normalised with MEAN/STD (comma-separated), to 1e-4.
+"""
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+arch, pth, st, feats, cifar, mean, std = sys.argv[1:8]
+sd = torch.load(pth)
+model = getattr(torchvision.models, arch)()
+msg = model.load_state_dict(sd, strict=False)
+assert sorted(msg.missing_keys) == ["fc.bias", "fc.weight"], msg
+assert not msg.unexpected_keys, msg
+
+with open(st, "rb") as f:
+    raw = f.read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+names = [k for k in header if k != "__metadata__"]
+assert sorted(names) == sorted(sd.keys()), (sorted(names)[:5], sorted(sd.keys())[:5])
+dtypes = {"F32": np.float32, "I64": np.int64}
+for k in names:
+    h = header[k]
+    a, b = h["data_offsets"]
+    arr = np.frombuffer(data[a:b], dtype=dtypes[h["dtype"]]).reshape(h["shape"])
+    assert np.array_equal(arr, sd[k].numpy()), k
+assert header["__metadata__"]["arch"] == arch
+
+rec = np.fromfile(cifar, dtype=np.uint8).reshape(-1, 1 + 3 * 32 * 32)
+x = torch.from_numpy(rec[:, 1:].reshape(-1, 3, 32, 32).copy()).float() / 255
+m = torch.tensor([float(v) for v in mean.split(",")]).view(1, 3, 1, 1)
+s = torch.tensor([float(v) for v in std.split(",")]).view(1, 3, 1, 1)
+x = (x - m) / s
+model.fc = torch.nn.Identity()
+model.eval()
+with torch.no_grad():
+    ref = model(x).numpy()
+ours = np.load(feats)
+assert ours.dtype == np.float32 and ours.shape == ref.shape, (ours.shape, ref.shape)
+err = float(np.abs(ours - ref).max())
+print("max abs difference", err)
+assert err < 1e-4, err
