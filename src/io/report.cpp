@@ -57,8 +57,10 @@ std::string chart(const Series& s, double ox, double oy) {
   }
   if (x1 == x0) x1 = x0 + 1;
   if (y1 == y0) {
-    y0 -= 0.5;
-    y1 += 0.5;
+    // A constant: show it mid-height on a range from zero.
+    const double v = y0;
+    y0 = v > 0 ? 0 : (v < 0 ? 2 * v : -0.5);
+    y1 = v > 0 ? 2 * v : (v < 0 ? 0 : 0.5);
   }
   const double pad = 0.05 * (y1 - y0);
   y0 -= pad;

@@ -1,7 +1,10 @@
 """Independent checks of `moco export` and `moco embed`, for
 tests/train/evaluate_test.
 
-Usage: check_export.py ARCH EXPORT.pth EXPORT.safetensors FEATS.npy CIFAR_TEST.bin MEAN STD
+Usage: check_export.py ARCH EXPORT.pth EXPORT.safetensors FEATS.npy CIFAR_TEST.bin MEAN STD CKPT
+ - torch.load(CKPT) (moco pretrain's checkpoint): its module.encoder_q.*
+   minus fc.* loads into torchvision.models.ARCH() missing only fc.*, as
+   main_lincls.py loads it;
  - torch.load(EXPORT.pth) loads into torchvision.models.ARCH() with
    strict=False missing exactly fc.weight and fc.bias;
  - the .safetensors file, parsed from the format's specification (8-byte
@@ -17,7 +20,14 @@ import numpy as np
 import torch
 import torchvision
 
-arch, pth, st, feats, cifar, mean, std = sys.argv[1:8]
+arch, pth, st, feats, cifar, mean, std, ckpt = sys.argv[1:9]
+state = torch.load(ckpt)["state_dict"]
+lincls_style = {k[len("module.encoder_q."):]: v for k, v in state.items()
+                if k.startswith("module.encoder_q") and
+                not k.startswith("module.encoder_q.fc")}
+msg = getattr(torchvision.models, arch)().load_state_dict(lincls_style, strict=False)
+assert set(msg.missing_keys) == {"fc.weight", "fc.bias"}, msg
+assert not msg.unexpected_keys, msg
 sd = torch.load(pth)
 model = getattr(torchvision.models, arch)()
 msg = model.load_state_dict(sd, strict=False)

@@ -86,7 +86,7 @@ TEST(Evaluate, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
   test::run_python("check_export.py",
                    "resnet50 '" + pth + "' '" + st + "' '" + npy + "' '" +
                        (dir / "cifar" / "test_batch.bin").string() + "' " +
-                       csv(mean) + " " + csv(std),
+                       csv(mean) + " " + csv(std) + " '" + ckpt + "'",
                    dir);
 }
 
