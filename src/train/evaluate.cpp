@@ -111,13 +111,7 @@ c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
 // optimizer over fc's two tensors.
 void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
                  int64_t next_epoch, double best_acc1, const LinclsOptions& o) {
-  auto sd = new_dict(c10::StringType::get());
-  for (const auto& p : net->named_parameters()) {
-    sd.insert("module." + p.key(), p.value().detach().cpu());
-  }
-  for (const auto& b : net->named_buffers()) {
-    sd.insert("module." + b.key(), b.value().cpu());
-  }
+  auto sd = prefixed_state_dict(*net, "module.");
   auto state = new_dict(c10::IntType::get());
   for (size_t i = 0; i < sgd.momentum_buffers().size(); ++i) {
     const auto& buf = sgd.momentum_buffers()[i];
@@ -181,10 +175,7 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   TORCH_CHECK(o.arch().empty() || o.arch() == pretrained.options.arch(),
               "--arch ", o.arch(), " given, but ", pretrained.path, " holds a ",
               pretrained.options.arch());
-  TORCH_CHECK(pretrained.options.in_channels() == train_set.channels(),
-              pretrained.path, " takes ", pretrained.options.in_channels(),
-              "-channel images, but ", o.data(), " has ",
-              train_set.channels(), " (see --channels)");
+  check_channels(pretrained, train_set, o.data());
   models::ResNet net = make_classifier(pretrained, classes);
   int64_t start_epoch = o.start_epoch();
   double best_acc1 = 0;
@@ -427,9 +418,7 @@ KnnCommandResult run_knn_command(const KnnOptions& o) {
   const auto& bank_set = splits.labelled_train();
   const auto& test_set = *splits.test;
   const auto b = load_backbone(o.pretrained());
-  TORCH_CHECK(b.options.in_channels() == bank_set.channels(), b.path, " takes ",
-              b.options.in_channels(), "-channel images, but ", o.data(),
-              " has ", bank_set.channels(), " (see --channels)");
+  check_channels(b, bank_set, o.data());
   auto net = make_classifier(b, 1);
   net->to(device);
   auto [mean, std] = data_normalization(bank_set);
@@ -474,9 +463,7 @@ int64_t run_embed(const EmbedOptions& o) {
               " has no test split");
   const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
   const auto b = load_backbone(o.pretrained());
-  TORCH_CHECK(b.options.in_channels() == set.channels(), b.path, " takes ",
-              b.options.in_channels(), "-channel images, but ", o.data(),
-              " has ", set.channels(), " (see --channels)");
+  check_channels(b, set, o.data());
   auto net = o.head() ? encoder_with_head(b) : make_classifier(b, 1);
   net->to(device);
   // Normalised as the pretraining normalised this dataset.

@@ -79,13 +79,7 @@ c10::IValue optimizer_state(Sgd& sgd, int64_t num_key_params,
 void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
                      int64_t next_epoch, int64_t global_step,
                      const PretrainOptions& o) {
-  auto sd = new_dict(c10::StringType::get());
-  for (const auto& p : model->named_parameters()) {
-    sd.insert("module." + p.key(), p.value().detach().cpu());
-  }
-  for (const auto& b : model->named_buffers()) {
-    sd.insert("module." + b.key(), b.value().cpu());
-  }
+  auto sd = prefixed_state_dict(*model, "module.");
   auto ckpt = new_dict(c10::StringType::get());
   ckpt.insert("epoch", next_epoch);
   ckpt.insert("arch", o.arch());

@@ -146,6 +146,25 @@ models::ResNet make_classifier(const Backbone& b, int64_t num_classes) {
   return net;
 }
 
+void check_channels(const Backbone& b, const data::ImageSet& set,
+                    const std::string& data) {
+  TORCH_CHECK(b.options.in_channels() == set.channels(), b.path, " takes ",
+              b.options.in_channels(), "-channel images, but ", data, " has ",
+              set.channels(), " (see --channels)");
+}
+
+c10::impl::GenericDict prefixed_state_dict(const torch::nn::Module& module,
+                                           const std::string& prefix) {
+  c10::impl::GenericDict sd(c10::StringType::get(), c10::AnyType::get());
+  for (const auto& p : module.named_parameters()) {
+    sd.insert(prefix + p.key(), p.value().detach().cpu());
+  }
+  for (const auto& b : module.named_buffers()) {
+    sd.insert(prefix + b.key(), b.value().cpu());
+  }
+  return sd;
+}
+
 std::vector<std::string> changed_backbone_tensors(const Backbone& b,
                                                   models::ResNet& net) {
   std::vector<std::string> changed;

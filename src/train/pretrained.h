@@ -8,6 +8,8 @@
 //   models::ResNet net = make_classifier(b, /*num_classes=*/10);
 #pragma once
 
+#include <ATen/core/Dict.h>
+#include <torch/nn/module.h>
 #include <torch/types.h>
 
 #include <map>
@@ -42,6 +44,11 @@ models::ResNetOptions infer_resnet_options(
 // must match the model's, by name and shape.
 models::ResNet make_classifier(const Backbone& b, int64_t num_classes);
 
+// Stops with a message naming the checkpoint and --channels unless the
+// backbone takes the dataset's number of channels.
+void check_channels(const Backbone& b, const data::ImageSet& set,
+                    const std::string& data);
+
 // The backbone's tensors that differ from `net`'s (main_lincls.py's
 // sanity_check): empty when the backbone was left unchanged.
 std::vector<std::string> changed_backbone_tensors(const Backbone& b,
@@ -53,6 +60,11 @@ std::vector<std::string> changed_backbone_tensors(const Backbone& b,
 // or the same tensors as safetensors ("safetensors").
 void export_backbone(const std::string& checkpoint, const std::string& format,
                      const std::string& output);
+
+// A module's parameters and buffers (on the CPU) as a state dict with
+// `prefix` before each name ("module." for the official layouts).
+c10::impl::GenericDict prefixed_state_dict(const torch::nn::Module& module,
+                                           const std::string& prefix);
 
 // The input normalisation pretraining used for this dataset: per-channel
 // statistics of (up to 10k) training images for small in-memory images,
