@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "data/dataset.h"
+#include "dist/dist.h"
 #include "data/throughput.h"
 #include "io/report.h"
 #include "train/evaluate.h"
@@ -84,7 +85,23 @@ bool flag_value(const std::string& s) {
 
 int pretrain_main(CLI::App& sub, train::PretrainOptions& o,
                   const std::string& preset, const std::string& blur,
-                  const std::string& knn_init) {
+                  const std::string& knn_init, int argc, char** argv) {
+  if (o.nproc_per_node() > 0 || o.multiprocessing_distributed()) {
+    // This process only starts and watches the ranks.
+    int64_t nproc = o.nproc_per_node();
+    if (nproc <= 0) {
+      nproc = torch::cuda::is_available()
+                  ? static_cast<int64_t>(torch::cuda::device_count())
+                  : 1;
+    }
+    const auto node = dist::resolve(dist::DistOptions()
+                                        .dist_url(o.dist_url())
+                                        .dist_backend(o.dist_backend())
+                                        .world_size(o.world_size())
+                                        .rank(o.rank()),
+                                    dist::environment());
+    return dist::spawn_local(argc, argv, nproc, node, o.dist_timeout());
+  }
   std::set<std::string> given;
   for (const CLI::Option* opt : sub.get_options()) {
     if (opt->count() > 0) {
@@ -200,7 +217,8 @@ int run(int argc, char** argv) {
   add("--start-epoch", o.start_epoch(),
       "manual epoch number (useful on restarts)");
   add("-b,--batch-size", o.batch_size(),
-      "mini-batch size (the whole batch of this process)");
+      "mini-batch size: the global batch over all processes, as the official "
+      "code on one node (each of N processes takes b/N)");
   add("--lr,--learning-rate", o.lr(), "initial learning rate");
   add("--schedule", o.schedule(),
       "epochs at which to drop lr by 10x (without --cos)")
@@ -257,6 +275,22 @@ int run(int argc, char** argv) {
   sub->add_flag("--strict-data", o.strict_data(),
                 "an unreadable image file stops the run (default: skip it "
                 "with a warning)");
+  add("--dist-url", o.dist_url(),
+      "rendezvous tcp://HOST:PORT (default: MASTER_ADDR/MASTER_PORT from "
+      "torchrun or the environment)");
+  add("--dist-backend", o.dist_backend(), "gloo (CPU) | nccl (CUDA)")
+      ->check(CLI::IsMember({"gloo", "nccl"}));
+  add("--world-size", o.world_size(),
+      "number of nodes for distributed training (official meaning; torchrun"
+      " and SLURM set everything themselves)");
+  add("--rank", o.rank(), "node rank for distributed training");
+  sub->add_flag("--multiprocessing-distributed", o.multiprocessing_distributed(),
+                "start one process per GPU on this node (per --nproc-per-node "
+                "on CPU)");
+  add("--nproc-per-node", o.nproc_per_node(),
+      "start this many processes here, each a rank (0: run in this process)");
+  add("--dist-timeout", o.dist_timeout(),
+      "seconds a collective may wait for the other ranks before failing");
   CLI::App* pretrain_sub = sub;
 
   // bench-data: loader throughput, one core and all workers.
@@ -387,7 +421,8 @@ int run(int argc, char** argv) {
   }
   try {
     if (pretrain_sub->parsed()) {
-      return pretrain_main(*pretrain_sub, o, preset, blur, knn_init);
+      return pretrain_main(*pretrain_sub, o, preset, blur, knn_init, argc,
+                           argv);
     }
     if (lincls_sub->parsed()) {
       train::run_lincls(lo);

@@ -3,6 +3,7 @@
 //   moco::log_info("loaded ", n, " images from ", path);
 #pragma once
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 
@@ -23,6 +24,10 @@ void log_warn(const Args&... args) {
   (os << ... << args);
   log_line("warn", os.str());
 }
+
+// In data-parallel runs: tag every line with the rank; ranks other than 0
+// keep warnings and errors only.
+void set_log_rank(int64_t rank, bool quiet_info);
 
 // True when stderr is a terminal (progress bars only then).
 bool stderr_is_tty();

@@ -14,6 +14,7 @@ MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
 }
 
 void MetricsWriter::write(const nlohmann::json& record) {
+  if (path_.empty()) return;  // default-constructed: writes nothing
   out_ << record.dump() << '\n';
   out_.flush();
   TORCH_CHECK(out_.good(), "cannot write ", path_, " (disk full?)");

@@ -14,7 +14,7 @@ namespace moco::io {
 
 class MetricsWriter {
  public:
-  MetricsWriter() = default;
+  MetricsWriter() = default;  // writes nothing (ranks other than 0)
   explicit MetricsWriter(const std::string& path);
   void write(const nlohmann::json& record);
   bool is_open() const { return out_.is_open(); }

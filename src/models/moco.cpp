@@ -50,6 +50,20 @@ BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device) {
 
 torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {
   torch::NoGradGuard no_grad;
+  if (exchange_.world_size > 1 && options_.shuffle_bn()) {
+    const int64_t ranks = exchange_.world_size;
+    auto all = exchange_.all_gather(im_k);
+    auto perm = torch::randperm(all.size(0), torch::TensorOptions()
+                                                  .dtype(torch::kInt64)
+                                                  .device(all.device()));
+    exchange_.broadcast(perm, 0);
+    auto inverse = torch::argsort(perm);
+    auto mine = perm.view({ranks, -1})[exchange_.rank];
+    auto k = encoder_k->forward(all.index_select(0, mine));
+    k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
+    auto k_all = exchange_.all_gather(k);
+    return k_all.index_select(0, inverse.view({ranks, -1})[exchange_.rank]);
+  }
   if (!options_.shuffle_bn()) {
     return F::normalize(encoder_k->forward(im_k),
                         F::NormalizeFuncOptions().dim(1));
@@ -106,9 +120,9 @@ MocoOutput MocoImpl::forward(const torch::Tensor& im_q,
 void MocoImpl::enqueue(const torch::Tensor& keys_in) {
   torch::NoGradGuard no_grad;
   const int64_t K = options_.K();
-  int64_t n = keys_in.size(0);
+  auto keys = exchange_.world_size > 1 ? exchange_.all_gather(keys_in) : keys_in;
+  int64_t n = keys.size(0);
   int64_t ptr = queue_ptr.item<int64_t>();
-  auto keys = keys_in;
   if (n > K) {
     // Writing n > K keys in order leaves only the last K, ending where the
     // write started + n.

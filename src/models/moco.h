@@ -18,6 +18,7 @@
 
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <vector>
 
 #include "models/resnet.h"
@@ -31,6 +32,17 @@ struct MocoOptions {
   TORCH_ARG(double, T) = 0.07;         // --moco-t, softmax temperature
   TORCH_ARG(bool, symmetric) = false;  // --symmetric, the CIFAR demo's loss
   TORCH_ARG(bool, shuffle_bn) = true;  // permute the key batch before f_k
+};
+
+// The collectives MoCo needs across data-parallel processes, given by the
+// caller (src/dist implements them on c10d, train wires them in), so this
+// module knows nothing of how processes talk. Unset: one process.
+struct KeyExchange {
+  int64_t rank = 0, world_size = 1;
+  // Every rank's tensor concatenated along dim 0, in rank order.
+  std::function<torch::Tensor(const torch::Tensor&)> all_gather;
+  // Rank root's tensor, in place on every rank.
+  std::function<void(torch::Tensor&, int64_t root)> broadcast;
 };
 
 struct MocoOutput {
@@ -49,8 +61,13 @@ class MocoImpl : public torch::nn::Module {
   void momentum_update();
   // f_k on the key batch, with shuffle-BN; no gradient; L2-normalised.
   torch::Tensor encode_keys(const torch::Tensor& im_k);
-  // Writes keys (N x C) at queue_ptr, wrapping around; the oldest go.
+  // Writes keys (N x C) at queue_ptr, wrapping around; the oldest go. Across
+  // processes: every rank's keys, in rank order, so the queues stay equal.
   void enqueue(const torch::Tensor& keys);
+  // Shuffle-BN across processes (the official _batch_shuffle_ddp): gather
+  // the key images, one permutation drawn on rank 0 and broadcast, each
+  // rank encodes its slice, keys gathered back and un-shuffled.
+  void set_key_exchange(KeyExchange exchange) { exchange_ = std::move(exchange); }
 
   const MocoOptions& options() const { return options_; }
 
@@ -63,6 +80,7 @@ class MocoImpl : public torch::nn::Module {
                                  const torch::Tensor& im_k,
                                  torch::Tensor* logits, torch::Tensor* keys);
   MocoOptions options_;
+  KeyExchange exchange_;
   std::vector<torch::Tensor> params_q_, params_k_;
 };
 TORCH_MODULE(Moco);

@@ -14,6 +14,7 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "dist/dist.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "models/moco.h"
@@ -173,7 +174,8 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"blur", o.blur()},         {"knn_k", o.knn_k()},
           {"knn_t", o.knn_t()},       {"knn_freq", o.knn_freq()},
           {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()},
-          {"channels", o.channels()}, {"strict_data", o.strict_data()}};
+          {"channels", o.channels()}, {"strict_data", o.strict_data()},
+          {"dist_backend", o.dist_backend()}};
 }
 
 void validate(const PretrainOptions& o) {
@@ -230,16 +232,55 @@ void validate(const PretrainOptions& o) {
 PretrainResult run_pretrain(const PretrainOptions& opts) {
   validate(opts);
   PretrainOptions o = opts;
-  const int64_t threads = o.threads() > 0 ? o.threads() : cores();
+  TORCH_CHECK(o.dist_timeout() > 0, "expected --dist-timeout > 0, got ",
+              o.dist_timeout());
+  const auto env = dist::resolve(dist::DistOptions()
+                                     .dist_url(o.dist_url())
+                                     .dist_backend(o.dist_backend())
+                                     .world_size(o.world_size())
+                                     .rank(o.rank()),
+                                 dist::environment());
+  const int64_t ranks = env.world_size;
+  const bool root = env.rank == 0;
+  std::shared_ptr<dist::Communicator> comm;
+  if (env.distributed()) {
+    set_log_rank(env.rank, !root);
+    comm = dist::Communicator::connect(
+        env, o.dist_backend(),
+        std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout() * 1000)));
+    log_info("distributed: ", ranks, " processes (", env.source, ", ",
+             o.dist_backend(), ", rendezvous ", env.master_addr, ":",
+             env.master_port, ")");
+    // -b is the global batch, as the official code on one node.
+    TORCH_CHECK(o.batch_size() % ranks == 0,
+                "expected --batch-size (the global batch) divisible by the ",
+                ranks, " processes, got ", o.batch_size());
+    comm->check_same("options", to_json(o).dump());
+  }
+  // Each process runs its share of the cores unless told otherwise.
+  const int64_t cores_here =
+      std::max<int64_t>(1, cores() / std::max<int64_t>(1, env.local_world_size));
+  const int64_t threads = o.threads() > 0 ? o.threads() : cores_here;
   at::set_num_threads(static_cast<int>(threads));
   const int64_t workers =
-      o.workers() >= 0 ? o.workers() : std::max<int64_t>(1, cores() - 1);
+      o.workers() >= 0 ? o.workers() : std::max<int64_t>(1, cores_here - 1);
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  const torch::Device device(o.device());
+  torch::Device device(o.device());
   TORCH_CHECK(!device.is_cuda() || torch::cuda::is_available(),
               "--device ", o.device(), " asked for, but this build of LibTorch ",
               "has no CUDA or no GPU is visible");
+  if (device.is_cuda() && env.distributed() && !device.has_index()) {
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  const int64_t local_batch = o.batch_size() / ranks;
+  // --bn-splits counts BN groups of the global batch: each process takes
+  // its share (the official multi-GPU code: one group per GPU).
+  const int64_t local_splits =
+      o.bn_splits() % ranks == 0 ? o.bn_splits() / ranks : 1;
+  TORCH_CHECK(local_batch % local_splits == 0 && local_batch / local_splits >= 2,
+              "expected each process's batch (", local_batch, ") a multiple of ",
+              "its BN splits (", local_splits, ") with at least 2 images each");
 
   // Never write over a run's results by accident.
   const fs::path out_dir(o.output());
@@ -248,7 +289,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
               "--output ", o.output(), " already holds a checkpoint; pass ",
               "--resume ", ckpt_path, " to continue it, or choose another ",
               "--output");
-  fs::create_directories(out_dir);
+  if (root) fs::create_directories(out_dir);
 
   auto splits = data::open_dataset(
       o.data(),
@@ -280,7 +321,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
           .small_stem(small_stem)
           .width(o.width())
           .mlp(o.mlp())
-          .bn_splits(o.bn_splits()),
+          .bn_splits(local_splits),
       models::MocoOptions()
           .dim(o.moco_dim())
           .K(o.moco_k())
@@ -299,17 +340,37 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     global_step = rs.global_step;
     log_info("resumed from ", o.resume(), " at epoch ", start_epoch);
   }
+  if (comm) {
+    // Identical weights and queue everywhere: rank 0's.
+    std::vector<torch::Tensor> state;
+    for (auto& p : model->parameters()) state.push_back(p.data());
+    for (auto& b : model->buffers()) state.push_back(b);
+    comm->broadcast(state, 0);
+    models::KeyExchange ex;
+    ex.rank = env.rank;
+    ex.world_size = ranks;
+    ex.all_gather = [comm](const torch::Tensor& t) { return comm->all_gather(t); };
+    ex.broadcast = [comm](torch::Tensor& t, int64_t r) {
+      std::vector<torch::Tensor> v = {t};
+      comm->broadcast(v, r);
+    };
+    model->set_key_exchange(ex);
+  }
 
   data::TwoViewLoader loader(train_set, augment,
                              data::LoaderOptions()
-                                 .batch_size(o.batch_size())
+                                 .batch_size(local_batch)
                                  .workers(workers)
                                  .seed(static_cast<uint64_t>(o.seed()))
                                  .pin_memory(device.is_cuda())
-                                 .strict(o.strict_data()));
+                                 .strict(o.strict_data())
+                                 .rank(env.rank)
+                                 .world_size(ranks));
   const int64_t steps_per_epoch = loader.batches_per_epoch();
 
-  io::MetricsWriter metrics((out_dir / "metrics.jsonl").string());
+  // Rank 0 writes; the others' writer writes nothing.
+  io::MetricsWriter metrics = root ? io::MetricsWriter((out_dir / "metrics.jsonl").string())
+                                   : io::MetricsWriter();
   metrics.write({{"kind", "config"}, {"options", to_json(o)},
                  {"train_images", train_set->size()},
                  {"dataset", train_set->description}});
@@ -320,7 +381,9 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
            ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
            o.moco_t(), o.mlp() ? ", MLP head" : "",
            o.aug_plus() ? ", v2 augmentation" : ", v1 augmentation",
-           "; batch ", o.batch_size(), ", ", steps_per_epoch,
+           "; batch ", o.batch_size(),
+           ranks > 1 ? fmt::format(" ({} per process)", local_batch) : "",
+           ", ", steps_per_epoch,
            " steps/epoch, ", threads, " threads, ", workers, " workers");
 
   PretrainResult result;
@@ -328,6 +391,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     if (!splits.test || !splits.test->labelled() || !bank_set.labelled()) {
       return;
     }
+    // Rank 0 scores; the others wait for it at the next collective.
+    if (!root) return;
     const auto t0 = Clock::now();
     auto enc = model->encoder_q;
     const bool was_training = enc->is_training();
@@ -400,14 +465,19 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       auto im_k = batch->view_k.to(device, /*non_blocking=*/true);
       auto out = model->forward(im_q, im_k);
       out.loss.backward();
+      if (comm) {
+        std::vector<torch::Tensor> grads;
+        for (const auto& p : model->encoder_q->parameters()) grads.push_back(p.grad());
+        comm->all_reduce_mean(grads);
+      }
       sgd.step();
       sgd.zero_grad();
       model->enqueue(out.keys);
       ++global_step;
       ++n_steps;
-      window_images += im_q.size(0);
+      window_images += im_q.size(0) * ranks;
 
-      const double loss = out.loss.item<double>();
+      double loss = out.loss.item<double>();
       if (!std::isfinite(loss)) {
         TORCH_CHECK(false, "non-finite loss (", loss, ") at epoch ", epoch,
                     " step ", n_steps, "; stopping. The last good checkpoint ",
@@ -417,7 +487,10 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       loss_sum += loss;
       const bool print = n_steps % o.print_freq() == 0 ||
                          n_steps == steps_per_epoch;
-      const bool bar_on = o.progress() && stderr_is_tty();
+      // Every rank reaches the same print steps: the logged loss is the
+      // mean over ranks.
+      if (comm && print) loss = comm->mean(loss);
+      const bool bar_on = root && o.progress() && stderr_is_tty();
       if (print || bar_on) {
         const auto acc = models::topk_accuracy(
             out.logits.detach(),
@@ -484,8 +557,10 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
                    {"skipped_files", skipped},
                    {"complete", epoch_complete}});
     // A stopped epoch is saved as not done, so --resume repeats it.
-    save_checkpoint(ckpt_path, model, sgd, epoch_complete ? epoch + 1 : epoch,
-                    global_step, o);
+    if (root) {
+      save_checkpoint(ckpt_path, model, sgd, epoch_complete ? epoch + 1 : epoch,
+                      global_step, o);
+    }
     result.checkpoint = ckpt_path;
     const bool last = epoch + 1 == o.epochs() || stopped;
     if (last || (o.knn_freq() > 0 && (epoch + 1) % o.knn_freq() == 0)) {

@@ -58,6 +58,14 @@ struct PretrainOptions {
   TORCH_ARG(bool, progress) = true;       // bar on a terminal
   TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
   TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
+  // Distributed (official names; see dist/dist.h).
+  TORCH_ARG(std::string, dist_url) = "";
+  TORCH_ARG(std::string, dist_backend) = "gloo";
+  TORCH_ARG(int64_t, world_size) = -1;
+  TORCH_ARG(int64_t, rank) = -1;
+  TORCH_ARG(bool, multiprocessing_distributed) = false;
+  TORCH_ARG(int64_t, nproc_per_node) = 0;
+  TORCH_ARG(double, dist_timeout) = 1800;  // seconds
 };
 
 nlohmann::json to_json(const PretrainOptions& o);
