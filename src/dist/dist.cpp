@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -131,6 +133,20 @@ DistEnv resolve(const DistOptions& o, const std::map<std::string, std::string>& 
 // ---- Communicator ---------------------------------------------------------
 
 namespace {
+// Exited (a zombie not yet reaped by its parent counts) or not there at all.
+bool process_gone(int64_t pid) {
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string ignore, state;
+  if (!(stat >> ignore)) return true;
+  // The command name may hold spaces: the state follows the last ')'.
+  std::string rest((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = rest.rfind(')');
+  if (close == std::string::npos || close + 2 >= rest.size()) return false;
+  const char st = rest[close + 2];
+  return st == 'Z' || st == 'X';
+}
+
 std::string this_host() {
   char buf[256] = {0};
   gethostname(buf, sizeof(buf) - 1);
@@ -229,11 +245,16 @@ void Communicator::guarded(const char* op, const std::function<void()>& f) {
     if (why.size() > 300) why = why.substr(0, 300) + "...";
     std::string gone;
     const std::string host = this_host();
-    for (size_t r = 0; r < peer_pids_.size(); ++r) {
-      if (static_cast<int64_t>(r) == rank_ || peer_hosts_[r] != host) continue;
-      if (::kill(static_cast<pid_t>(peer_pids_[r]), 0) != 0 && errno == ESRCH) {
-        gone += (gone.empty() ? "" : ", ") + std::to_string(r);
+    // A peer's socket may close a moment before its process is gone: look
+    // for up to a second.
+    for (int tries = 0; tries < 10 && gone.empty(); ++tries) {
+      for (size_t r = 0; r < peer_pids_.size(); ++r) {
+        if (static_cast<int64_t>(r) == rank_ || peer_hosts_[r] != host) continue;
+        if (process_gone(peer_pids_[r])) {
+          gone += (gone.empty() ? "" : ", ") + std::to_string(r);
+        }
       }
+      if (gone.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     TORCH_CHECK(false, "rank ", rank_, ": ", op, " failed: ",
                 gone.empty() ? "a peer rank stopped answering or the "
