@@ -289,6 +289,9 @@ int run(int argc, char** argv) {
                 "on CPU)");
   add("--nproc-per-node", o.nproc_per_node(),
       "start this many processes here, each a rank (0: run in this process)");
+  sub->add_flag("--sync-bn", o.sync_bn(),
+                "BatchNorm statistics over all processes (SyncBN) instead of "
+                "shuffle-BN");
   add("--dist-timeout", o.dist_timeout(),
       "seconds a collective may wait for the other ranks before failing");
   CLI::App* pretrain_sub = sub;

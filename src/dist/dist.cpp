@@ -332,6 +332,16 @@ void Communicator::all_reduce_mean(const std::vector<torch::Tensor>& tensors) {
   });
 }
 
+torch::Tensor Communicator::all_reduce_sum(const torch::Tensor& t) {
+  auto out = t.detach().clone().contiguous();
+  if (world_size_ == 1) return out;
+  guarded("all_reduce", [&] {
+    std::vector<torch::Tensor> v = {out};
+    pg_->allreduce(v)->wait();
+  });
+  return out;
+}
+
 torch::Tensor Communicator::all_gather(const torch::Tensor& t) {
   if (world_size_ == 1) return t;
   torch::Tensor out;

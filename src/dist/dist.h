@@ -78,6 +78,8 @@ class Communicator {
   // Averages over ranks in place: flattened into ~25 MB buckets, one
   // collective each, all started before the first is waited for.
   void all_reduce_mean(const std::vector<torch::Tensor>& tensors);
+  // The sum over ranks, as a new tensor.
+  torch::Tensor all_reduce_sum(const torch::Tensor& t);
   // Every rank's tensor, concatenated along dim 0 in rank order.
   torch::Tensor all_gather(const torch::Tensor& t);
   double mean(double value);

@@ -166,6 +166,13 @@ torch::Tensor ResNetImpl::forward(const torch::Tensor& x) {
   return fc_mlp ? fc_mlp->forward(f) : fc_linear->forward(f);
 }
 
+void ResNetImpl::set_bn_sync(
+    const std::function<torch::Tensor(const torch::Tensor&)>& sum) {
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* b = m->as<SplitBatchNorm2d>()) b->set_sync(sum);
+  }
+}
+
 void ResNetImpl::set_bn_splits(int64_t splits) {
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* b = m->as<SplitBatchNorm2d>()) b->set_num_splits(splits);

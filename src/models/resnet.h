@@ -50,6 +50,8 @@ class ResNetImpl : public torch::nn::Module {
   const ResNetOptions& options() const { return options_; }
   // Sets the number of BN splits of every BatchNorm layer.
   void set_bn_splits(int64_t splits);
+  // SyncBN in every BatchNorm layer (see SplitBatchNorm2d::set_sync).
+  void set_bn_sync(const std::function<torch::Tensor(const torch::Tensor&)>& sum);
 
  private:
   ResNetOptions options_;

@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <mutex>
+
+#include <torch/torch.h>
+
 namespace moco::models {
 
 namespace F = torch::nn::functional;
@@ -37,6 +41,7 @@ void SplitBatchNorm2dImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& input) {
   TORCH_CHECK(input.dim() == 4, "expected 4D input (got ", input.dim(),
               "D input)");
+  if (is_training() && sync_id_ >= 0) return sync_forward(input);
   const int64_t s = options.num_splits();
   if (!is_training() || s == 1) {
     if (is_training()) num_batches_tracked.add_(1);
@@ -71,6 +76,82 @@ torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& input) {
     num_batches_tracked.add_(1);
   }
   return out.view(input.sizes());
+}
+
+}  // namespace moco::models
+
+namespace moco::models {
+
+namespace {
+
+// Reducers live here so the autograd function below can find them by index
+// (its arguments must be tensors or plain values).
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::function<torch::Tensor(const torch::Tensor&)>>& registry() {
+  static std::vector<std::function<torch::Tensor(const torch::Tensor&)>> r;
+  return r;
+}
+std::function<torch::Tensor(const torch::Tensor&)> reducer(int64_t id) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  return registry().at(static_cast<size_t>(id));
+}
+
+// Sum over processes; the gradient of a sum over processes is the sum of
+// the gradients over processes.
+struct AllReduceSum : public torch::autograd::Function<AllReduceSum> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx,
+                               torch::Tensor x, int64_t id) {
+    ctx->saved_data["id"] = id;
+    return reducer(id)(x.contiguous());
+  }
+  static torch::autograd::variable_list backward(
+      torch::autograd::AutogradContext* ctx,
+      torch::autograd::variable_list grad) {
+    const int64_t id = ctx->saved_data["id"].toInt();
+    return {reducer(id)(grad[0].contiguous()), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+void SplitBatchNorm2dImpl::set_sync(
+    std::function<torch::Tensor(const torch::Tensor&)> all_reduce_sum) {
+  if (!all_reduce_sum) {
+    sync_id_ = -1;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry().push_back(std::move(all_reduce_sum));
+  sync_id_ = static_cast<int64_t>(registry().size()) - 1;
+}
+
+torch::Tensor SplitBatchNorm2dImpl::sync_forward(const torch::Tensor& x) {
+  // Statistics of the global batch from per-process sums (in float32 or
+  // wider), normalisation with them, all differentiable: the backward
+  // all-reduces the gradients of the sums, as torch.nn.SyncBatchNorm does.
+  const int64_t c = x.size(1);
+  auto xf = x.to(torch::kFloat32);
+  auto count = torch::full({1}, static_cast<double>(x.numel() / c), xf.options());
+  auto stats = torch::cat({xf.sum({0, 2, 3}), (xf * xf).sum({0, 2, 3}), count});
+  stats = AllReduceSum::apply(stats, sync_id_);
+  const auto n = stats[2 * c];
+  auto mean = stats.slice(0, 0, c) / n;
+  auto var = (stats.slice(0, c, 2 * c) / n - mean * mean).clamp_min(0);
+  {
+    torch::NoGradGuard no_grad;
+    const double total = n.item<double>();
+    const double m = options.momentum();
+    running_mean.mul_(1 - m).add_(mean.detach() * m);
+    running_var.mul_(1 - m).add_(var.detach() * (total / std::max(1.0, total - 1)) * m);
+    num_batches_tracked.add_(1);
+  }
+  auto inv = torch::rsqrt(var + options.eps());
+  auto shape = std::vector<int64_t>{1, c, 1, 1};
+  auto y = (xf - mean.view(shape)) * (inv * weight).view(shape) + bias.view(shape);
+  return y.to(x.scalar_type());
 }
 
 }  // namespace moco::models

@@ -12,6 +12,8 @@
 
 #include <torch/nn/cloneable.h>
 
+#include <functional>
+
 namespace moco::models {
 
 struct SplitBatchNorm2dOptions {
@@ -32,9 +34,17 @@ class SplitBatchNorm2dImpl
   void pretty_print(std::ostream& stream) const override;
   int64_t num_splits() const { return options.num_splits(); }
   void set_num_splits(int64_t s);
+  // SyncBN: in training, batch statistics over every process's batch,
+  // through `all_reduce_sum` (a sum over processes, supplied by the caller;
+  // its gradient is the same sum of gradients). Unset: local statistics.
+  void set_sync(std::function<torch::Tensor(const torch::Tensor&)> all_reduce_sum);
 
   SplitBatchNorm2dOptions options;
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  torch::Tensor sync_forward(const torch::Tensor& input);
+  int64_t sync_id_ = -1;  // index of the reducer in a registry, -1: none
 };
 TORCH_MODULE(SplitBatchNorm2d);
 

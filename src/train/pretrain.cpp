@@ -175,7 +175,7 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"knn_t", o.knn_t()},       {"knn_freq", o.knn_freq()},
           {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()},
           {"channels", o.channels()}, {"strict_data", o.strict_data()},
-          {"dist_backend", o.dist_backend()}};
+          {"dist_backend", o.dist_backend()}, {"sync_bn", o.sync_bn()}};
 }
 
 void validate(const PretrainOptions& o) {
@@ -277,7 +277,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   // --bn-splits counts BN groups of the global batch: each process takes
   // its share (the official multi-GPU code: one group per GPU).
   const int64_t local_splits =
-      o.bn_splits() % ranks == 0 ? o.bn_splits() / ranks : 1;
+      o.sync_bn() ? 1 : (o.bn_splits() % ranks == 0 ? o.bn_splits() / ranks : 1);
   TORCH_CHECK(local_batch % local_splits == 0 && local_batch / local_splits >= 2,
               "expected each process's batch (", local_batch, ") a multiple of ",
               "its BN splits (", local_splits, ") with at least 2 images each");
@@ -327,7 +327,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
           .K(o.moco_k())
           .m(o.moco_m())
           .T(o.moco_t())
-          .symmetric(o.symmetric()));
+          .symmetric(o.symmetric())
+          .shuffle_bn(!o.sync_bn()));
   model->to(device);
   Sgd sgd(model->encoder_q->parameters(),
           SgdOptions().lr(o.lr()).momentum(o.momentum()).weight_decay(o.wd()));
@@ -355,6 +356,11 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       comm->broadcast(v, r);
     };
     model->set_key_exchange(ex);
+    if (o.sync_bn()) {
+      auto sum = [comm](const torch::Tensor& t) { return comm->all_reduce_sum(t); };
+      model->encoder_q->set_bn_sync(sum);
+      model->encoder_k->set_bn_sync(sum);
+    }
   }
 
   data::TwoViewLoader loader(train_set, augment,
@@ -381,6 +387,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
            ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
            o.moco_t(), o.mlp() ? ", MLP head" : "",
            o.aug_plus() ? ", v2 augmentation" : ", v1 augmentation",
+           o.sync_bn() ? ", SyncBN" : fmt::format(", shuffle-BN over {} BN groups",
+                                                  local_splits * ranks),
            "; batch ", o.batch_size(),
            ranks > 1 ? fmt::format(" ({} per process)", local_batch) : "",
            ", ", steps_per_epoch,

@@ -66,6 +66,7 @@ struct PretrainOptions {
   TORCH_ARG(bool, multiprocessing_distributed) = false;
   TORCH_ARG(int64_t, nproc_per_node) = 0;
   TORCH_ARG(double, dist_timeout) = 1800;  // seconds
+  TORCH_ARG(bool, sync_bn) = false;  // SyncBN instead of shuffle-BN
 };
 
 nlohmann::json to_json(const PretrainOptions& o);

@@ -240,5 +240,37 @@ TEST(Dist, TwoRanksEqualOneRankOnTheSameGlobalBatch) {
             1e-5);
 }
 
+TEST(Dist, SyncBnEqualsBatchNormOverTheGlobalBatch) {
+  torch::manual_seed(4);
+  const auto x = torch::randn({6, 3, 5, 5}) * 2 + 1;
+  const auto gy = torch::randn({6, 3, 5, 5});
+  // Reference: plain BN over all six samples.
+  models::SplitBatchNorm2d ref(models::SplitBatchNorm2dOptions(3));
+  auto xr = x.clone().requires_grad_(true);
+  auto yr = ref->forward(xr);
+  (yr * gy).sum().backward();
+  std::vector<torch::Tensor> y(2), gx(2), gw(2), rm(2);
+  std::vector<models::SplitBatchNorm2d> bns = {
+      models::SplitBatchNorm2d(models::SplitBatchNorm2dOptions(3)),
+      models::SplitBatchNorm2d(models::SplitBatchNorm2dOptions(3))};
+  run_ranks(2, [&](Communicator& c) {
+    const int64_t r = c.rank();
+    auto bn = bns[r];
+    bn->set_sync([&c](const torch::Tensor& t) { return c.all_reduce_sum(t); });
+    auto xi = x.slice(0, 3 * r, 3 * r + 3).clone().requires_grad_(true);
+    auto yi = bn->forward(xi);
+    (yi * gy.slice(0, 3 * r, 3 * r + 3)).sum().backward();
+    y[r] = yi.detach();
+    gx[r] = xi.grad();
+    gw[r] = bn->weight.grad().clone();
+    rm[r] = bn->running_var.clone();
+  });
+  EXPECT_LE((torch::cat(y) - yr.detach()).abs().max().item<double>(), 1e-5);
+  EXPECT_LE((torch::cat(gx) - xr.grad()).abs().max().item<double>(), 1e-5);
+  // Each rank's weight gradient is its own share; their sum is the total.
+  EXPECT_LE((gw[0] + gw[1] - ref->weight.grad()).abs().max().item<double>(), 1e-4);
+  EXPECT_LE((rm[0] - ref->running_var).abs().max().item<double>(), 1e-5);
+}
+
 }  // namespace
 }  // namespace moco::dist

@@ -62,6 +62,15 @@ TEST_F(Launch, NprocPerNodeTrainsCheckpointsAndResumesOnOneRank) {
   EXPECT_NE(r.out.find("epoch 2/2 done"), std::string::npos) << r.out;
 }
 
+TEST_F(Launch, SyncBnRun) {
+  auto r = sh("'" + test::moco_binary() + "' pretrain " + data() +
+                  " --nproc-per-node 2 --sync-bn --epochs 1" + tiny(dir_ / "sync"),
+              dir_);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("SyncBN"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "sync" / "checkpoint.pth.tar"));
+}
+
 TEST_F(Launch, TorchrunNoPython) {
   ASSERT_TRUE(fs::exists("/usr/bin/torchrun")) << "needs python3-torch's torchrun";
   // Debian's torchrun 1.13 on Python 3.11 cannot parse its default
