@@ -22,6 +22,7 @@
 namespace c10d {
 class ProcessGroup;
 class Store;
+class Work;
 }  // namespace c10d
 
 namespace moco::dist {
@@ -83,6 +84,9 @@ class Communicator {
   // Every rank's tensor, concatenated along dim 0 in rank order.
   torch::Tensor all_gather(const torch::Tensor& t);
   double mean(double value);
+  // Starts a sum over ranks of `flat` in place; wait() on the result.
+  c10::intrusive_ptr<c10d::Work> start_all_reduce_sum(torch::Tensor& flat);
+  void wait(const c10::intrusive_ptr<c10d::Work>& work);
   void barrier();
   // Every rank's string equals rank 0's, or the message names the ranks
   // that differ.
@@ -104,6 +108,38 @@ class Communicator {
   // (served by rank 0) may be gone with the rank that failed.
   std::vector<int64_t> peer_pids_;
   std::vector<std::string> peer_hosts_;
+};
+
+// Averages gradients over ranks while backward is still running: a hook on
+// each parameter collects its gradient, and a bucket (~25 MB, parameters in
+// reverse order, as they finish) is all-reduced as soon as it is complete,
+// on Gloo's threads; finish() waits and writes the averages to .grad.
+//
+//   GradientReducer reducer(comm, model->parameters());
+//   loss.backward();      // buckets start as their gradients arrive
+//   reducer.finish();     // .grad = mean over ranks
+class GradientReducer {
+ public:
+  GradientReducer(std::shared_ptr<Communicator> comm,
+                  std::vector<torch::Tensor> params,
+                  int64_t bucket_bytes = 25 << 20);
+  ~GradientReducer();
+  void finish();
+  int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  // Buckets started before backward returned, in the last step.
+  int64_t started_early() const { return last_early_; }
+
+ private:
+  struct Bucket;
+  void on_grad(size_t param, const torch::Tensor& grad);
+  void launch(Bucket& b);
+
+  std::shared_ptr<Communicator> comm_;
+  std::vector<torch::Tensor> params_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  std::vector<size_t> bucket_of_;    // param -> bucket
+  int64_t started_early_ = 0, last_early_ = 0;
+  bool finishing_ = false;
 };
 
 // `--nproc-per-node N`: starts N copies of this program (argv with the

@@ -363,6 +363,13 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     }
   }
 
+  // Gradients averaged over ranks, buckets starting during backward.
+  std::unique_ptr<dist::GradientReducer> reducer;
+  if (comm) {
+    reducer = std::make_unique<dist::GradientReducer>(
+        comm, model->encoder_q->parameters());
+  }
+
   data::TwoViewLoader loader(train_set, augment,
                              data::LoaderOptions()
                                  .batch_size(local_batch)
@@ -473,11 +480,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       auto im_k = batch->view_k.to(device, /*non_blocking=*/true);
       auto out = model->forward(im_q, im_k);
       out.loss.backward();
-      if (comm) {
-        std::vector<torch::Tensor> grads;
-        for (const auto& p : model->encoder_q->parameters()) grads.push_back(p.grad());
-        comm->all_reduce_mean(grads);
-      }
+      if (reducer) reducer->finish();
       sgd.step();
       sgd.zero_grad();
       model->enqueue(out.keys);

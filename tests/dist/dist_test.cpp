@@ -124,15 +124,21 @@ void wire(models::Moco& m, Communicator& c) {
   m->set_key_exchange(ex);
 }
 
-// One training step on this rank's slice of a fixed global batch.
+// One training step on this rank's slice of a fixed global batch; the
+// gradients averaged by all_reduce_mean after backward, or by a
+// GradientReducer during it.
 void step(models::Moco& m, const torch::Tensor& q, const torch::Tensor& k,
-          Communicator* c) {
+          Communicator* c, GradientReducer* reducer = nullptr) {
   for (auto& p : m->encoder_q->parameters()) p.mutable_grad() = torch::Tensor();
   auto out = m->forward(q, k);
   out.loss.backward();
   std::vector<torch::Tensor> grads;
   for (auto& p : m->encoder_q->parameters()) grads.push_back(p.grad());
-  if (c) c->all_reduce_mean(grads);
+  if (reducer) {
+    reducer->finish();
+  } else if (c) {
+    c->all_reduce_mean(grads);
+  }
   torch::NoGradGuard no_grad;
   for (auto& p : m->encoder_q->parameters()) p.sub_(0.1 * p.grad());
   m->enqueue(out.keys);
@@ -215,12 +221,18 @@ TEST(Dist, TwoRanksEqualOneRankOnTheSameGlobalBatch) {
   std::vector<torch::Tensor> two;
   torch::Tensor queue;
   std::vector<models::Moco> models = {tiny_moco(1, false), tiny_moco(1, false)};
+  std::vector<int64_t> buckets(2), early(2);
   run_ranks(2, [&](Communicator& c) {
     auto m = models[c.rank()];
     wire(m, c);
     const int64_t r = c.rank();
     const auto mine = torch::arange(r, 8, 2);
-    step(m, q.index_select(0, mine), k.index_select(0, mine), &c);
+    // Small buckets, so that some start before backward ends.
+    std::shared_ptr<Communicator> shared(&c, [](Communicator*) {});
+    GradientReducer reducer(shared, m->encoder_q->parameters(), 4096);
+    step(m, q.index_select(0, mine), k.index_select(0, mine), &c, &reducer);
+    buckets[r] = reducer.buckets();
+    early[r] = reducer.started_early();
     if (r == 0) {
       for (auto& p : m->encoder_q->parameters()) two.push_back(p.detach().clone());
       queue = m->queue.clone();
