@@ -94,12 +94,7 @@ int pretrain_main(CLI::App& sub, train::PretrainOptions& o,
                   ? static_cast<int64_t>(torch::cuda::device_count())
                   : 1;
     }
-    const auto node = dist::resolve(dist::DistOptions()
-                                        .dist_url(o.dist_url())
-                                        .dist_backend(o.dist_backend())
-                                        .world_size(o.world_size())
-                                        .rank(o.rank()),
-                                    dist::environment());
+    const auto node = dist::resolve(train::dist_options(o), dist::environment());
     return dist::spawn_local(argc, argv, nproc, node, o.dist_timeout());
   }
   std::set<std::string> given;

@@ -112,28 +112,7 @@ c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
 void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
                  int64_t next_epoch, double best_acc1, const LinclsOptions& o) {
   auto sd = prefixed_state_dict(*net, "module.");
-  auto state = new_dict(c10::IntType::get());
-  for (size_t i = 0; i < sgd.momentum_buffers().size(); ++i) {
-    const auto& buf = sgd.momentum_buffers()[i];
-    if (!buf.defined()) continue;
-    auto s = new_dict(c10::StringType::get());
-    s.insert("momentum_buffer", buf.cpu());
-    state.insert(static_cast<int64_t>(i), s);
-  }
-  auto group = new_dict(c10::StringType::get());
-  group.insert("lr", sgd.options().lr());
-  group.insert("momentum", sgd.options().momentum());
-  group.insert("dampening", 0.0);
-  group.insert("weight_decay", sgd.options().weight_decay());
-  group.insert("nesterov", false);
-  c10::List<int64_t> ids;
-  for (size_t i = 0; i < sgd.params().size(); ++i) ids.push_back(i);
-  group.insert("params", ids);
-  c10::impl::GenericList groups(c10::AnyType::get());
-  groups.push_back(group);
-  auto opt = new_dict(c10::StringType::get());
-  opt.insert("state", state);
-  opt.insert("param_groups", groups);
+  auto opt = sgd_state_dict(sgd);
   auto ckpt = new_dict(c10::StringType::get());
   ckpt.insert("epoch", next_epoch);
   ckpt.insert("arch", net->options().arch());

@@ -42,41 +42,6 @@ c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
   return c10::impl::GenericDict(key, c10::AnyType::get());
 }
 
-// Python's optimizer.state_dict() for torch.optim.SGD over
-// model.parameters(): encoder_q's parameters are 0..n-1 (with state), then
-// encoder_k's n..2n-1 (never stepped, no state), as in the official script.
-c10::IValue optimizer_state(Sgd& sgd, int64_t num_key_params,
-                            const PretrainOptions& o) {
-  auto state = new_dict(c10::IntType::get());
-  const auto& bufs = sgd.momentum_buffers();
-  for (size_t i = 0; i < bufs.size(); ++i) {
-    auto s = new_dict(c10::StringType::get());
-    s.insert("momentum_buffer", bufs[i].cpu());
-    state.insert(static_cast<int64_t>(i), s);
-  }
-  auto group = new_dict(c10::StringType::get());
-  group.insert("lr", sgd.options().lr());
-  group.insert("momentum", sgd.options().momentum());
-  group.insert("dampening", 0.0);
-  group.insert("weight_decay", sgd.options().weight_decay());
-  group.insert("nesterov", false);
-  group.insert("maximize", false);
-  group.insert("foreach", c10::IValue());
-  group.insert("differentiable", false);
-  group.insert("initial_lr", o.lr());
-  c10::List<int64_t> ids;
-  const int64_t total =
-      static_cast<int64_t>(sgd.params().size()) + num_key_params;
-  for (int64_t i = 0; i < total; ++i) ids.push_back(i);
-  group.insert("params", ids);
-  c10::impl::GenericList groups(c10::AnyType::get());
-  groups.push_back(group);
-  auto out = new_dict(c10::StringType::get());
-  out.insert("state", state);
-  out.insert("param_groups", groups);
-  return out;
-}
-
 void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
                      int64_t next_epoch, int64_t global_step,
                      const PretrainOptions& o) {
@@ -86,7 +51,9 @@ void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
   ckpt.insert("arch", o.arch());
   ckpt.insert("state_dict", sd);
   ckpt.insert("optimizer",
-              optimizer_state(sgd, model->encoder_k->parameters().size(), o));
+              // encoder_q's parameters 0..n-1, encoder_k's n..2n-1 (never
+              // stepped), as the official script's optimizer lists them.
+              sgd_state_dict(sgd, model->encoder_k->parameters().size(), o.lr()));
   ckpt.insert("moco_options", to_json(o).dump());
   ckpt.insert("global_step", global_step);
   auto rng = new_dict(c10::StringType::get());
@@ -178,6 +145,17 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"dist_backend", o.dist_backend()}, {"sync_bn", o.sync_bn()}};
 }
 
+dist::DistOptions dist_options(const PretrainOptions& o) {
+  return dist::DistOptions()
+      .dist_url(o.dist_url())
+      .dist_backend(o.dist_backend())
+      .world_size(o.world_size())
+      .rank(o.rank())
+      .multiprocessing_distributed(o.multiprocessing_distributed())
+      .nproc_per_node(o.nproc_per_node())
+      .timeout_s(o.dist_timeout());
+}
+
 void validate(const PretrainOptions& o) {
   TORCH_CHECK(o.epochs() > 0, "expected --epochs > 0, got ", o.epochs());
   TORCH_CHECK(o.start_epoch() >= 0 && o.start_epoch() < o.epochs(),
@@ -234,12 +212,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   PretrainOptions o = opts;
   TORCH_CHECK(o.dist_timeout() > 0, "expected --dist-timeout > 0, got ",
               o.dist_timeout());
-  const auto env = dist::resolve(dist::DistOptions()
-                                     .dist_url(o.dist_url())
-                                     .dist_backend(o.dist_backend())
-                                     .world_size(o.world_size())
-                                     .rank(o.rank()),
-                                 dist::environment());
+  const auto env = dist::resolve(dist_options(o), dist::environment());
   const int64_t ranks = env.world_size;
   const bool root = env.rank == 0;
   std::shared_ptr<dist::Communicator> comm;

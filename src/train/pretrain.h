@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/dist.h"
+
 #include <string>
 #include <vector>
 
@@ -70,6 +72,9 @@ struct PretrainOptions {
 };
 
 nlohmann::json to_json(const PretrainOptions& o);
+
+// The distributed flags, for dist::resolve.
+dist::DistOptions dist_options(const PretrainOptions& o);
 
 // Fills what depends on the data and the machine (stem, crop size, threads,
 // workers) and checks every value; throws c10::Error naming the flag.

@@ -57,4 +57,39 @@ double learning_rate(double base_lr, int64_t epoch, int64_t epochs, bool cos,
   return lr;
 }
 
+c10::impl::GenericDict sgd_state_dict(Sgd& sgd, int64_t extra_params,
+                                      double initial_lr) {
+  auto dict = [](const c10::TypePtr& key) {
+    return c10::impl::GenericDict(key, c10::AnyType::get());
+  };
+  auto state = dict(c10::IntType::get());
+  const auto& bufs = sgd.momentum_buffers();
+  for (size_t i = 0; i < bufs.size(); ++i) {
+    if (!bufs[i].defined()) continue;
+    auto s = dict(c10::StringType::get());
+    s.insert("momentum_buffer", bufs[i].cpu());
+    state.insert(static_cast<int64_t>(i), s);
+  }
+  auto group = dict(c10::StringType::get());
+  group.insert("lr", sgd.options().lr());
+  group.insert("momentum", sgd.options().momentum());
+  group.insert("dampening", 0.0);
+  group.insert("weight_decay", sgd.options().weight_decay());
+  group.insert("nesterov", false);
+  group.insert("maximize", false);
+  group.insert("foreach", c10::IValue());
+  group.insert("differentiable", false);
+  if (initial_lr >= 0) group.insert("initial_lr", initial_lr);
+  c10::List<int64_t> ids;
+  const int64_t total = static_cast<int64_t>(sgd.params().size()) + extra_params;
+  for (int64_t i = 0; i < total; ++i) ids.push_back(i);
+  group.insert("params", ids);
+  c10::impl::GenericList groups(c10::AnyType::get());
+  groups.push_back(group);
+  auto out = dict(c10::StringType::get());
+  out.insert("state", state);
+  out.insert("param_groups", groups);
+  return out;
+}
+
 }  // namespace moco::train

@@ -11,6 +11,7 @@
 //   loss.backward(); opt.step(); opt.zero_grad();
 #pragma once
 
+#include <ATen/core/Dict.h>
 #include <torch/types.h>
 #include <torch/arg.h>
 
@@ -40,6 +41,13 @@ class Sgd {
   std::vector<torch::Tensor> buffers_;
   SgdOptions options_;
 };
+
+// Python's optimizer.state_dict() for this optimizer as one param group:
+// parameters 0..n-1 with their momentum buffers, then `extra_params` more
+// ids without state (the official script's optimizer also lists the key
+// encoder's parameters, never stepped). `initial_lr` < 0: not recorded.
+c10::impl::GenericDict sgd_state_dict(Sgd& sgd, int64_t extra_params = 0,
+                                      double initial_lr = -1);
 
 // main_moco.py's adjust_learning_rate: half-cosine over the epochs with
 // `cos`, else x0.1 at each milestone reached.
