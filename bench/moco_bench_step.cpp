@@ -5,6 +5,7 @@
 //   moco_bench_step --arch resnet18 --stem small --channels 1 --size 28 \
 //       --batch 256 --moco-k 4096 --threads 2 --steps 20
 // Prints one JSON object.
+#include <ATen/autocast_mode.h>
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
@@ -54,10 +55,16 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup)->capture_default_str();
   app.add_option("--bn-splits", bn_splits)->capture_default_str();
   app.add_option("--data", data, "IDX folder: use its first images");
+  std::string amp = "off";
+  app.add_option("--amp", amp, "off | bf16 (CPU autocast; experiment)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   const bool malloc_tuned = moco::tune_malloc_for_training();
 
   at::set_num_threads(static_cast<int>(threads));
+  if (amp == "bf16") {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
   torch::manual_seed(0);
   torch::Tensor x;
   if (!data.empty()) {

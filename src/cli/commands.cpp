@@ -284,6 +284,10 @@ int run(int argc, char** argv) {
                 "on CPU)");
   add("--nproc-per-node", o.nproc_per_node(),
       "start this many processes here, each a rank (0: run in this process)");
+  add("--amp", o.amp(),
+      "mixed precision: off | bf16 (autocast for the encoders; loss, "
+      "softmax, queue and momentum update stay fp32)")
+      ->check(CLI::IsMember({"off", "bf16"}));
   sub->add_flag("--sync-bn", o.sync_bn(),
                 "BatchNorm statistics over all processes (SyncBN) instead of "
                 "shuffle-BN");

@@ -1,5 +1,7 @@
 #include "models/moco.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <torch/torch.h>
 
 namespace moco::models {
@@ -48,6 +50,17 @@ BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device) {
   return s;
 }
 
+AutocastOff::AutocastOff()
+    : cpu_(at::autocast::is_cpu_enabled()), gpu_(at::autocast::is_enabled()) {
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::set_enabled(false);
+}
+
+AutocastOff::~AutocastOff() {
+  at::autocast::set_cpu_enabled(cpu_);
+  at::autocast::set_enabled(gpu_);
+}
+
 torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {
   torch::NoGradGuard no_grad;
   if (exchange_.world_size > 1 && options_.shuffle_bn()) {
@@ -59,17 +72,18 @@ torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {
     exchange_.broadcast(perm, 0);
     auto inverse = torch::argsort(perm);
     auto mine = perm.view({ranks, -1})[exchange_.rank];
-    auto k = encoder_k->forward(all.index_select(0, mine));
+    auto k = encoder_k->forward(all.index_select(0, mine)).to(torch::kFloat32);
     k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
     auto k_all = exchange_.all_gather(k);
     return k_all.index_select(0, inverse.view({ranks, -1})[exchange_.rank]);
   }
   if (!options_.shuffle_bn()) {
-    return F::normalize(encoder_k->forward(im_k),
+    return F::normalize(encoder_k->forward(im_k).to(torch::kFloat32),
                         F::NormalizeFuncOptions().dim(1));
   }
   const auto shuffle = draw_batch_shuffle(im_k.size(0), im_k.device());
-  auto k = encoder_k->forward(im_k.index_select(0, shuffle.forward));
+  auto k = encoder_k->forward(im_k.index_select(0, shuffle.forward))
+               .to(torch::kFloat32);
   k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
   return k.index_select(0, shuffle.inverse);
 }
@@ -85,9 +99,13 @@ torch::Tensor MocoImpl::contrastive_loss(const torch::Tensor& im_q,
                                          const torch::Tensor& im_k,
                                          torch::Tensor* logits,
                                          torch::Tensor* keys) {
-  auto q = F::normalize(encoder_q->forward(im_q),
-                        F::NormalizeFuncOptions().dim(1));
-  auto k = encode_keys(im_k);
+  auto q_raw = encoder_q->forward(im_q);
+  auto k_raw = encode_keys(im_k);
+  // Under mixed precision (autocast) the encoders run in bf16/fp16; the
+  // normalisation, logits, softmax and loss stay in fp32, as does the queue.
+  AutocastOff fp32;
+  auto q = F::normalize(q_raw.to(torch::kFloat32), F::NormalizeFuncOptions().dim(1));
+  auto k = k_raw.to(torch::kFloat32);
   auto l = info_nce_logits(q, k, queue, options_.T());
   auto target = torch::zeros({l.size(0)},
                              torch::TensorOptions()

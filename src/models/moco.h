@@ -95,6 +95,19 @@ std::vector<double> topk_accuracy(const torch::Tensor& logits,
                                   const torch::Tensor& target,
                                   const std::vector<int64_t>& ks);
 
+// Switches autocast (CPU and CUDA) off for its scope, restoring it after:
+// the parts of a mixed-precision step that stay in fp32.
+class AutocastOff {
+ public:
+  AutocastOff();
+  ~AutocastOff();
+  AutocastOff(const AutocastOff&) = delete;
+  AutocastOff& operator=(const AutocastOff&) = delete;
+
+ private:
+  bool cpu_, gpu_;
+};
+
 // The permutation shuffle-BN applies to the key batch and its inverse.
 struct BatchShuffle {
   torch::Tensor forward;  // shuffled = x[forward]

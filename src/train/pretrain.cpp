@@ -1,6 +1,7 @@
 #include "train/pretrain.h"
 
 #include <torch/torch.h>
+#include <ATen/autocast_mode.h>
 
 #include <chrono>
 #include <cmath>
@@ -142,8 +143,36 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"knn_t", o.knn_t()},       {"knn_freq", o.knn_freq()},
           {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()},
           {"channels", o.channels()}, {"strict_data", o.strict_data()},
-          {"dist_backend", o.dist_backend()}, {"sync_bn", o.sync_bn()}};
+          {"dist_backend", o.dist_backend()}, {"sync_bn", o.sync_bn()},
+          {"amp", o.amp()}};
 }
+
+// Turns bf16 autocast on for its scope on the device's type.
+class AutocastBf16 {
+ public:
+  AutocastBf16(bool on, const torch::Device& device) : on_(on), cuda_(device.is_cuda()) {
+    if (!on_) return;
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+  }
+  ~AutocastBf16() {
+    if (!on_) return;
+    if (cuda_) {
+      at::autocast::set_enabled(false);
+    } else {
+      at::autocast::set_cpu_enabled(false);
+    }
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_, cuda_;
+};
 
 dist::DistOptions dist_options(const PretrainOptions& o) {
   return dist::DistOptions()
@@ -192,6 +221,8 @@ void validate(const PretrainOptions& o) {
               "expected --stem auto, small or imagenet, got '", o.stem(), "'");
   TORCH_CHECK(o.crop_size() >= 0, "expected --crop-size >= 0, got ",
               o.crop_size());
+  TORCH_CHECK(o.amp() == "off" || o.amp() == "bf16",
+              "expected --amp off or bf16, got '", o.amp(), "'");
   TORCH_CHECK(o.channels() == 0 || o.channels() == 1 || o.channels() == 3,
               "expected --channels 1 or 3, got ", o.channels());
   TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());
@@ -367,6 +398,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
            ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
            o.moco_t(), o.mlp() ? ", MLP head" : "",
            o.aug_plus() ? ", v2 augmentation" : ", v1 augmentation",
+           o.amp() == "bf16" ? ", bf16 autocast" : "",
            o.sync_bn() ? ", SyncBN" : fmt::format(", shuffle-BN over {} BN groups",
                                                   local_splits * ranks),
            "; batch ", o.batch_size(),
@@ -451,7 +483,14 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       if (!batch) break;
       auto im_q = batch->view_q.to(device, /*non_blocking=*/true);
       auto im_k = batch->view_k.to(device, /*non_blocking=*/true);
-      auto out = model->forward(im_q, im_k);
+      models::MocoOutput out;
+      {
+        // bf16 autocast for the encoders' forward passes (the loss, queue
+        // and momentum update stay fp32, see models::AutocastOff);
+        // backward follows the dtypes autograd recorded.
+        AutocastBf16 amp(o.amp() == "bf16", device);
+        out = model->forward(im_q, im_k);
+      }
       out.loss.backward();
       if (reducer) reducer->finish();
       sgd.step();

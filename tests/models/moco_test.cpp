@@ -1,6 +1,8 @@
 // The MoCo core against hand-computed tensors.
 #include "models/moco.h"
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 
 #include "../support.h"
@@ -239,6 +241,49 @@ TEST(Moco, RejectsOutOfRangeOptions) {
   expect_error(MocoOptions().m(1.0), "--moco-m");
   expect_error(MocoOptions().m(-0.1), "--moco-m");
   expect_error(MocoOptions().T(0.0), "--moco-t");
+}
+
+}  // namespace moco::models
+
+namespace moco::models {
+
+TEST(MocoAmp, Bf16AutocastKeepsLossQueueAndKeysInFp32) {
+  torch::manual_seed(2);
+  Moco m(ResNetOptions("resnet18").small_stem(true).in_channels(1).width(8).bn_splits(2),
+         MocoOptions().dim(16).K(32).m(0.9).T(0.2));
+  auto q = torch::randn({8, 1, 12, 12}), k = torch::randn({8, 1, 12, 12});
+  // The fp32 step as the reference.
+  Moco ref(ResNetOptions("resnet18").small_stem(true).in_channels(1).width(8).bn_splits(2),
+           MocoOptions().dim(16).K(32).m(0.9).T(0.2));
+  {
+    torch::NoGradGuard no_grad;
+    auto src = m->named_parameters();
+    for (auto& p : ref->named_parameters()) p.value().copy_(src[p.key()]);
+    auto srcb = m->named_buffers();
+    for (auto& b : ref->named_buffers()) b.value().copy_(srcb[b.key()]);
+  }
+  torch::manual_seed(5);
+  auto want = ref->forward(q, k);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(true);
+  torch::manual_seed(5);
+  // Inside the encoders the convolutions run in bf16 ...
+  EXPECT_EQ(m->encoder_q->forward_features(q).scalar_type(), torch::kBFloat16);
+  auto out = m->forward(q, k);
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+  // ... the logits, loss and keys come out in fp32, close to the fp32 step.
+  EXPECT_EQ(out.logits.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(out.loss.scalar_type(), torch::kFloat32);
+  EXPECT_EQ(out.keys.scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(out.loss.item<double>(), want.loss.item<double>(), 0.05);
+  out.loss.backward();
+  for (auto& p : m->encoder_q->parameters()) {
+    ASSERT_TRUE(p.grad().defined());
+    EXPECT_EQ(p.grad().scalar_type(), torch::kFloat32);
+  }
+  m->enqueue(out.keys);
+  EXPECT_EQ(m->queue.scalar_type(), torch::kFloat32);
 }
 
 }  // namespace moco::models
