@@ -144,14 +144,19 @@ std::string run_jpeg(JpegJob* job) {
   return err.truncated ? std::string(err.message) : std::string();
 }
 
+// run_jpeg, with libjpeg's message turned into an error naming the file.
+void run_jpeg_checked(JpegJob& job, const std::string& name) {
+  const std::string message = run_jpeg(&job);
+  TORCH_CHECK(message.empty(), "corrupt or truncated JPEG (", message, "): ",
+              name);
+}
+
 DecodedImage decode_jpeg(const std::vector<uint8_t>& bytes,
                          const std::string& name, const DecodeOptions& o) {
   JpegJob job;
   job.bytes = &bytes;
   job.options = o;
-  const std::string message = run_jpeg(&job);
-  TORCH_CHECK(message.empty(), "corrupt or truncated JPEG (", message, "): ",
-              name);
+  run_jpeg_checked(job, name);
   DecodedImage& img = job.out;
   if (job.cmyk) {
     // Adobe's CMYK JPEGs store inverted samples; PIL's conversion is
@@ -280,9 +285,7 @@ ImageInfo read_image_info(const std::vector<uint8_t>& bytes,
     JpegJob job;
     job.bytes = &bytes;
     job.header_only = true;
-    const std::string message = run_jpeg(&job);
-    TORCH_CHECK(message.empty(), "corrupt or truncated JPEG (", message, "): ",
-                name);
+    run_jpeg_checked(job, name);
     info.height = job.out.height;
     info.width = job.out.width;
   }

@@ -186,21 +186,7 @@ LinclsResult run_lincls(const LinclsOptions& o) {
     if (top.contains("epoch")) start_epoch = top.at("epoch").toInt();
     if (top.contains("best_acc1")) best_acc1 = top.at("best_acc1").toDouble();
     if (top.contains("optimizer")) {
-      const auto state =
-          io::dict_get(top.at("optimizer"), "state", o.resume()).toGenericDict();
-      // Either every fc tensor has a momentum buffer or none (no step yet).
-      auto& bufs = sgd.momentum_buffers();
-      bufs.clear();
-      if (state.size() > 0) {
-        for (size_t i = 0; i < fc_params.size(); ++i) {
-          auto it = state.find(c10::IValue(static_cast<int64_t>(i)));
-          TORCH_CHECK(it != state.end(), o.resume(),
-                      ": optimizer state lacks parameter ", i);
-          bufs.push_back(io::dict_get(it->value(), "momentum_buffer", o.resume())
-                             .toTensor()
-                             .clone());
-        }
-      }
+      sgd_load_state(sgd, top.at("optimizer"), o.resume());
     }
     log_info("resumed ", o.resume(), " at epoch ", start_epoch,
              " (best acc@1 so far ", best_acc1, ")");
@@ -325,64 +311,6 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   return result;
 }
 
-namespace {
-
-// The backbone's (or head's) features of a whole split, in order.
-torch::Tensor features_of(models::ResNet& net, const data::ImageSet& set,
-                          const std::vector<double>& mean,
-                          const std::vector<double>& std, int64_t batch,
-                          const torch::Device& device, bool head,
-                          bool l2_normalise, torch::Tensor* readable) {
-  torch::NoGradGuard no_grad;
-  net->eval();
-  const int64_t n = set.size(), size = eval_size(set);
-  std::vector<torch::Tensor> out, ok;
-  for (int64_t i = 0; i < n; i += batch) {
-    auto idx = torch::arange(i, std::min(n, i + batch));
-    torch::Tensor batch_ok;
-    auto x = normalize_batch(data::load_eval_images(set, idx, size * 256 / 224,
-                                                    size, &batch_ok),
-                             mean, std);
-    auto f = head ? net->forward(x.to(device)) : net->forward_features(x.to(device));
-    f = f.to(torch::kFloat32).cpu();
-    if (l2_normalise) {
-      f = torch::nn::functional::normalize(
-          f, torch::nn::functional::NormalizeFuncOptions().dim(1));
-    }
-    out.push_back(f);
-    ok.push_back(batch_ok);
-  }
-  if (readable) *readable = torch::cat(ok);
-  return torch::cat(out);
-}
-
-// A backbone with its head as found in the checkpoint (for --head).
-models::ResNet encoder_with_head(const Backbone& b) {
-  TORCH_CHECK(!b.head.empty(), "--head: ", b.path, " has no projection head");
-  auto net = make_classifier(b, b.options.num_classes());
-  if (b.options.mlp()) {
-    auto opts = b.options;
-    net = models::ResNet(opts.bn_splits(1));
-    auto cls = make_classifier(b, 1);
-    torch::NoGradGuard no_grad;
-    auto dst = net->named_parameters();
-    for (auto& p : cls->named_parameters()) {
-      if (p.key().rfind("fc.", 0) != 0) dst[p.key()].copy_(p.value());
-    }
-    auto dst_b = net->named_buffers();
-    for (auto& p : cls->named_buffers()) dst_b[p.key()].copy_(p.value());
-  }
-  torch::NoGradGuard no_grad;
-  auto params = net->named_parameters();
-  for (const auto& [k, v] : b.head) {
-    TORCH_CHECK(params.contains(k), "unexpected head tensor ", k, " in ", b.path);
-    params[k].copy_(v);
-  }
-  return net;
-}
-
-}  // namespace
-
 KnnCommandResult run_knn_command(const KnnOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());
@@ -404,22 +332,9 @@ KnnCommandResult run_knn_command(const KnnOptions& o) {
   const auto t0 = Clock::now();
   auto encode = [&](const torch::Tensor& x) { return net->forward_features(x); };
   net->eval();
-  auto bank_idx = subset_indices(bank_set.size(), o.knn_bank());
-  auto test_idx = subset_indices(test_set.size(), o.knn_test());
-  torch::Tensor bank_ok, test_ok;
-  auto bank = extract_features(encode, bank_set, bank_idx, mean, std,
-                               o.batch_size(), device, eval_size(bank_set),
-                               &bank_ok);
-  auto test = extract_features(encode, test_set, test_idx, mean, std,
-                               o.batch_size(), device, eval_size(test_set),
-                               &test_ok);
-  auto bank_labels = bank_set.labels.index_select(0, bank_idx).index({bank_ok});
-  auto test_labels = test_set.labels.index_select(0, test_idx).index({test_ok});
-  const int64_t classes = std::max(bank_set.num_classes, test_set.num_classes);
-  auto r = knn_evaluate(bank.index({bank_ok}), bank_labels, test.index({test_ok}),
-                        test_labels, classes,
-                        std::min<int64_t>(o.knn_k(), bank_labels.size(0)),
-                        o.knn_t());
+  auto r = knn_score(encode, bank_set, test_set, o.knn_bank(), o.knn_test(),
+                     mean, std, o.batch_size(), device, eval_size(bank_set),
+                     o.knn_k(), o.knn_t());
   log_info(fmt::format(
       "knn: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {} of {}, test {} "
       "of {}, {:.1f}s)",
@@ -443,14 +358,20 @@ int64_t run_embed(const EmbedOptions& o) {
   const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
   const auto b = load_backbone(o.pretrained());
   check_channels(b, set, o.data());
-  auto net = o.head() ? encoder_with_head(b) : make_classifier(b, 1);
+  auto net = o.head() ? make_encoder(b) : make_classifier(b, 1);
   net->to(device);
   // Normalised as the pretraining normalised this dataset.
   auto [mean, std] = data_normalization(
       o.split() == "train" ? splits.train : splits.labelled_train());
   torch::Tensor ok;
-  auto f = features_of(net, set, mean, std, o.batch_size(), device, o.head(),
-                       false, &ok);
+  torch::NoGradGuard no_grad;
+  net->eval();
+  auto encode = [&](const torch::Tensor& x) {
+    return o.head() ? net->forward(x) : net->forward_features(x);
+  };
+  auto f = extract_features(encode, set, torch::Tensor(), mean, std,
+                            o.batch_size(), device, eval_size(set), &ok,
+                            /*l2_normalise=*/false);
   std::string listing;
   for (int64_t i = 0; i < set.size(); ++i) {
     listing += set.on_disk() ? set.files[i]

@@ -62,7 +62,7 @@ torch::Tensor extract_features(
     const data::ImageSet& set, const torch::Tensor& indices,
     const std::vector<double>& mean, const std::vector<double>& std,
     int64_t batch, const torch::Device& device, int64_t crop_size,
-    torch::Tensor* readable) {
+    torch::Tensor* readable, bool l2_normalise) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
   const int64_t n = idx.size(0), c = set.channels();
@@ -78,14 +78,35 @@ torch::Tensor extract_features(
         crop_size, readable ? &batch_ok : nullptr);
     if (readable) ok.push_back(batch_ok);
     auto x = images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
-    auto f = encode(x.to(device));
-    out.push_back(F::normalize(f.to(torch::kFloat32),
-                               F::NormalizeFuncOptions().dim(1))
-                      .cpu());
+    auto f = encode(x.to(device)).to(torch::kFloat32);
+    if (l2_normalise) f = F::normalize(f, F::NormalizeFuncOptions().dim(1));
+    out.push_back(f.cpu());
     if (readable) out.back().masked_fill_(batch_ok.logical_not().unsqueeze(1), 0);
   }
   if (readable) *readable = torch::cat(ok);
   return torch::cat(out);
+}
+
+KnnResult knn_score(
+    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
+    const data::ImageSet& bank_set, const data::ImageSet& test_set,
+    int64_t bank_count, int64_t test_count, const std::vector<double>& mean,
+    const std::vector<double>& std, int64_t batch, const torch::Device& device,
+    int64_t crop_size, int64_t k, double t) {
+  auto bank_idx = subset_indices(bank_set.size(), bank_count);
+  auto test_idx = subset_indices(test_set.size(), test_count);
+  torch::Tensor bank_ok, test_ok;
+  auto bank = extract_features(encode, bank_set, bank_idx, mean, std, batch,
+                               device, crop_size, &bank_ok);
+  auto test = extract_features(encode, test_set, test_idx, mean, std, batch,
+                               device, crop_size, &test_ok);
+  // Unreadable image files (warned about) are left out of both.
+  auto bank_labels = bank_set.labels.index_select(0, bank_idx).index({bank_ok});
+  auto test_labels = test_set.labels.index_select(0, test_idx).index({test_ok});
+  const int64_t classes = std::max(bank_set.num_classes, test_set.num_classes);
+  return knn_evaluate(bank.index({bank_ok}), bank_labels, test.index({test_ok}),
+                      test_labels, classes,
+                      std::min<int64_t>(k, bank_labels.size(0)), t);
 }
 
 torch::Tensor subset_indices(int64_t n, int64_t count) {

@@ -37,7 +37,8 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        int64_t k = 200, double t = 0.1, int64_t batch = 512);
 
 // Encodes images[indices] (all when indices is undefined) in batches: uint8
-// -> [0,1] -> normalise -> encode -> L2-normalise. Returns N x D on CPU.
+// -> [0,1] -> normalise -> encode -> L2-normalise (unless l2_normalise is
+// false). Returns N x D float32 on CPU.
 // Image files are decoded, resized to crop_size * 256/224 and centre-cropped;
 // an unreadable one raises, or, when `readable` is given, is marked false
 // there (bool N) and gets a zero feature.
@@ -46,7 +47,17 @@ torch::Tensor extract_features(
     const data::ImageSet& set, const torch::Tensor& indices,
     const std::vector<double>& mean, const std::vector<double>& std,
     int64_t batch, const torch::Device& device, int64_t crop_size = 224,
-    torch::Tensor* readable = nullptr);
+    torch::Tensor* readable = nullptr, bool l2_normalise = true);
+
+// The weighted kNN classifier end to end: features of `bank_count` training
+// and `test_count` test images (evenly spaced; <= 0: all), unreadable image
+// files left out, k capped at the bank's size.
+KnnResult knn_score(
+    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
+    const data::ImageSet& bank_set, const data::ImageSet& test_set,
+    int64_t bank_count, int64_t test_count, const std::vector<double>& mean,
+    const std::vector<double>& std, int64_t batch, const torch::Device& device,
+    int64_t crop_size, int64_t k, double t);
 
 // Evenly spaced indices selecting `count` of n samples (all when count <= 0
 // or count >= n): a fixed, class-balanced-in-expectation subset.

@@ -92,19 +92,7 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
   for (auto& p : model->named_parameters()) restore(p.key(), p.value());
   for (auto& b : model->named_buffers()) restore(b.key(), b.value());
 
-  const auto opt = io::dict_get(ckpt, "optimizer", path);
-  const auto state = io::dict_get(opt, "state", path).toGenericDict();
-  auto& bufs = sgd.momentum_buffers();
-  bufs.clear();
-  if (state.size() > 0) {
-    for (size_t i = 0; i < sgd.params().size(); ++i) {
-      auto it = state.find(c10::IValue(static_cast<int64_t>(i)));
-      TORCH_CHECK(it != state.end(), "checkpoint ", path,
-                  ": optimizer state lacks parameter ", i);
-      auto buf = io::dict_get(it->value(), "momentum_buffer", path).toTensor();
-      bufs.push_back(buf.to(sgd.params()[i].device()).clone());
-    }
-  }
+  sgd_load_state(sgd, io::dict_get(ckpt, "optimizer", path), path);
   const auto top = ckpt.toGenericDict();
   if (top.contains(c10::IValue("global_step"))) {
     rs.global_step = top.at(c10::IValue("global_step")).toInt();
@@ -420,27 +408,10 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     auto encode = [&](const torch::Tensor& x) {
       return enc->forward_features(x);
     };
-    auto bank_idx = subset_indices(bank_set.size(), o.knn_bank());
-    auto test_idx = subset_indices(splits.test->size(), o.knn_test());
-    torch::Tensor bank_ok, test_ok;
-    auto bank = extract_features(encode, bank_set, bank_idx, mean, std, 512,
-                                 device, crop, &bank_ok);
-    auto test = extract_features(encode, *splits.test, test_idx, mean, std,
-                                 512, device, crop, &test_ok);
+    auto r = knn_score(encode, bank_set, *splits.test, o.knn_bank(),
+                       o.knn_test(), mean, std, 512, device, crop, o.knn_k(),
+                       o.knn_t());
     enc->train(was_training);
-    // Unreadable image files (warned about) are left out of the bank and
-    // the scored set.
-    auto bank_labels = bank_set.labels.index_select(0, bank_idx);
-    auto test_labels = splits.test->labels.index_select(0, test_idx);
-    bank = bank.index({bank_ok});
-    bank_labels = bank_labels.index({bank_ok});
-    test = test.index({test_ok});
-    test_labels = test_labels.index({test_ok});
-    const int64_t classes =
-        std::max(bank_set.num_classes, splits.test->num_classes);
-    auto r = knn_evaluate(bank, bank_labels, test, test_labels, classes,
-                          std::min<int64_t>(o.knn_k(), bank.size(0)),
-                          o.knn_t());
     const double secs = seconds_since(t0);
     log_info(fmt::format(
         "knn epoch {}: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {}, "

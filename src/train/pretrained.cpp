@@ -116,17 +116,19 @@ Backbone load_backbone(const std::string& path) {
   return b;
 }
 
-models::ResNet make_classifier(const Backbone& b, int64_t num_classes) {
-  auto opts = b.options;
-  opts.num_classes(num_classes).mlp(false).bn_splits(1);
-  models::ResNet net(opts);
+namespace {
+
+// Copies every backbone tensor into net (all but fc.*), checking names and
+// shapes both ways.
+void load_backbone_into(models::ResNet& net, const Backbone& b) {
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
   auto restore = [&](const std::string& name, torch::Tensor& dst) {
     if (starts_with(name, "fc.")) return;
     auto it = b.state.find(name);
     TORCH_CHECK(it != b.state.end(), b.path, " has no ", name, " for a ",
-                opts.arch(), "; the checkpoint is for another architecture");
+                net->options().arch(),
+                "; the checkpoint is for another architecture");
     TORCH_CHECK(it->second.sizes() == dst.sizes(), "shape mismatch for ", name,
                 " in ", b.path, ": ", it->second.sizes(), " vs the model's ",
                 dst.sizes());
@@ -137,11 +139,34 @@ models::ResNet make_classifier(const Backbone& b, int64_t num_classes) {
   for (auto& p : net->named_buffers()) restore(p.key(), p.value());
   for (const auto& [name, t] : b.state) {
     TORCH_CHECK(used.count(name), "unexpected tensor ", name, " in ", b.path,
-                " for a ", opts.arch());
+                " for a ", net->options().arch());
   }
+}
+
+}  // namespace
+
+models::ResNet make_classifier(const Backbone& b, int64_t num_classes) {
+  auto opts = b.options;
+  models::ResNet net(opts.num_classes(num_classes).mlp(false).bn_splits(1));
+  load_backbone_into(net, b);
+  torch::NoGradGuard no_grad;
   for (auto& p : net->named_parameters()) {
     if (p.key() == "fc.weight") p.value().normal_(0, 0.01);
     if (p.key() == "fc.bias") p.value().zero_();
+  }
+  return net;
+}
+
+models::ResNet make_encoder(const Backbone& b) {
+  TORCH_CHECK(!b.head.empty(), "--head: ", b.path, " has no projection head");
+  auto opts = b.options;
+  models::ResNet net(opts.bn_splits(1));  // fc or MLP head as found
+  load_backbone_into(net, b);
+  torch::NoGradGuard no_grad;
+  auto params = net->named_parameters();
+  for (const auto& [k, v] : b.head) {
+    TORCH_CHECK(params.contains(k), "unexpected head tensor ", k, " in ", b.path);
+    params[k].copy_(v);
   }
   return net;
 }

@@ -44,6 +44,10 @@ models::ResNetOptions infer_resnet_options(
 // must match the model's, by name and shape.
 models::ResNet make_classifier(const Backbone& b, int64_t num_classes);
 
+// The backbone with its projection head as the checkpoint holds it (fc or
+// the MLP head), for features after the head.
+models::ResNet make_encoder(const Backbone& b);
+
 // Stops with a message naming the checkpoint and --channels unless the
 // backbone takes the dataset's number of channels.
 void check_channels(const Backbone& b, const data::ImageSet& set,

@@ -1,5 +1,7 @@
 #include "train/sgd.h"
 
+#include "io/checkpoint.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -90,6 +92,21 @@ c10::impl::GenericDict sgd_state_dict(Sgd& sgd, int64_t extra_params,
   out.insert("state", state);
   out.insert("param_groups", groups);
   return out;
+}
+
+void sgd_load_state(Sgd& sgd, const c10::IValue& optimizer,
+                    const std::string& path) {
+  const auto state = io::dict_get(optimizer, "state", path).toGenericDict();
+  auto& bufs = sgd.momentum_buffers();
+  bufs.clear();
+  if (state.size() == 0) return;
+  for (size_t i = 0; i < sgd.params().size(); ++i) {
+    auto it = state.find(c10::IValue(static_cast<int64_t>(i)));
+    TORCH_CHECK(it != state.end(), "checkpoint ", path,
+                ": optimizer state lacks parameter ", i);
+    auto buf = io::dict_get(it->value(), "momentum_buffer", path).toTensor();
+    bufs.push_back(buf.to(sgd.params()[i].device()).clone());
+  }
 }
 
 }  // namespace moco::train

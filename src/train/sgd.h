@@ -15,6 +15,7 @@
 #include <torch/types.h>
 #include <torch/arg.h>
 
+#include <string>
 #include <vector>
 
 namespace moco::train {
@@ -48,6 +49,12 @@ class Sgd {
 // encoder's parameters, never stepped). `initial_lr` < 0: not recorded.
 c10::impl::GenericDict sgd_state_dict(Sgd& sgd, int64_t extra_params = 0,
                                       double initial_lr = -1);
+
+// Restores the momentum buffers from such a state dict (an optimizer's
+// `state`: entry i's momentum_buffer for parameter i, on its device); no
+// state means no step taken yet. Errors name `path`.
+void sgd_load_state(Sgd& sgd, const c10::IValue& optimizer,
+                    const std::string& path);
 
 // main_moco.py's adjust_learning_rate: half-cosine over the epochs with
 // `cos`, else x0.1 at each milestone reached.
