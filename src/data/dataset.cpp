@@ -403,11 +403,9 @@ Splits open_dataset(const std::string& path, const OpenOptions& options) {
   Splits s = open_any(path, options);
   for (ImageSet* set : {&s.train, s.test ? &*s.test : nullptr,
                         s.train_labelled ? &*s.train_labelled : nullptr}) {
-    if (set) convert_channels(*set, options.channels());
-  }
-  for (ImageSet* set : {&s.train, s.test ? &*s.test : nullptr,
-                        s.train_labelled ? &*s.train_labelled : nullptr}) {
-    if (set && set->summary.empty()) {
+    if (!set) continue;
+    convert_channels(*set, options.channels());
+    if (set->summary.empty()) {
       set->summary = std::to_string(set->size()) + " images " +
                      std::to_string(set->channels()) + "x" +
                      std::to_string(set->height()) + "x" +

@@ -69,15 +69,6 @@ void require_labels(const data::Splits& s, const std::string& data,
               "t10k-*, CIFAR: test_batch.bin, image folders: DIR/val/<class>/)");
 }
 
-torch::Tensor normalize_batch(const torch::Tensor& u8,
-                              const std::vector<double>& mean,
-                              const std::vector<double>& std) {
-  const int64_t c = u8.size(1);
-  auto m = torch::tensor(mean).view({1, c, 1, 1}).to(torch::kFloat32);
-  auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
-  return u8.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
-}
-
 struct Accuracy {
   double top1 = 0, top5 = 0;
 };
@@ -92,7 +83,7 @@ Accuracy evaluate(models::ResNet& net, const data::ImageSet& set,
   double c1 = 0, c5 = 0;
   for (int64_t i = 0; i < n; i += batch) {
     auto idx = torch::arange(i, std::min(n, i + batch));
-    auto x = normalize_batch(
+    auto x = normalize_images(
         data::load_eval_images(set, idx, size * 256 / 224, size), mean, std);
     auto logits = net->forward(x.to(device)).cpu();
     auto acc = models::topk_accuracy(logits, set.labels.index_select(0, idx),

@@ -57,6 +57,15 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
   return r;
 }
 
+torch::Tensor normalize_images(const torch::Tensor& u8,
+                               const std::vector<double>& mean,
+                               const std::vector<double>& std) {
+  const int64_t c = u8.size(1);
+  auto m = torch::tensor(mean).view({1, c, 1, 1}).to(torch::kFloat32);
+  auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
+  return u8.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
+}
+
 torch::Tensor extract_features(
     const std::function<torch::Tensor(const torch::Tensor&)>& encode,
     const data::ImageSet& set, const torch::Tensor& indices,
@@ -65,9 +74,7 @@ torch::Tensor extract_features(
     torch::Tensor* readable, bool l2_normalise) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
-  const int64_t n = idx.size(0), c = set.channels();
-  auto m = torch::tensor(mean).view({1, c, 1, 1}).to(torch::kFloat32);
-  auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
+  const int64_t n = idx.size(0);
   std::vector<torch::Tensor> out, ok;
   for (int64_t i = 0; i < n; i += batch) {
     torch::Tensor batch_ok;
@@ -77,7 +84,7 @@ torch::Tensor extract_features(
         set, idx.slice(0, i, std::min(n, i + batch)), crop_size * 256 / 224,
         crop_size, readable ? &batch_ok : nullptr);
     if (readable) ok.push_back(batch_ok);
-    auto x = images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
+    auto x = normalize_images(images, mean, std);
     auto f = encode(x.to(device)).to(torch::kFloat32);
     if (l2_normalise) f = F::normalize(f, F::NormalizeFuncOptions().dim(1));
     out.push_back(f.cpu());

@@ -36,6 +36,11 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        const torch::Tensor& test_labels, int64_t classes,
                        int64_t k = 200, double t = 0.1, int64_t batch = 512);
 
+// uint8 N x C x H x W -> float, [0, 1], (x - mean) / std per channel.
+torch::Tensor normalize_images(const torch::Tensor& u8,
+                               const std::vector<double>& mean,
+                               const std::vector<double>& std);
+
 // Encodes images[indices] (all when indices is undefined) in batches: uint8
 // -> [0,1] -> normalise -> encode -> L2-normalise (unless l2_normalise is
 // false). Returns N x D float32 on CPU.
