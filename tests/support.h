@@ -133,6 +133,24 @@ inline std::map<std::string, torch::Tensor> load_tensors(const fs::path& p) {
 
 inline std::string moco_binary() { return MOCO_BINARY; }
 
+// A shell command's exit status and output (stdout and stderr, via a log
+// file in dir).
+struct CommandResult {
+  int rc;
+  std::string out;
+};
+
+inline CommandResult run_capture(const std::string& cmd, const fs::path& dir) {
+  const auto log = (dir / "out.log").string();
+  const int rc = run_command("(" + cmd + ")", log);
+  return {rc, read_text(log)};
+}
+
+// The moco binary with `args`, as a user runs it.
+inline CommandResult run_moco(const std::string& args, const fs::path& dir) {
+  return run_capture("'" + moco_binary() + "' " + args, dir);
+}
+
 // The message of the c10::Error that f throws; records a test failure and
 // returns "" when f throws none.
 template <typename F>

@@ -9,15 +9,11 @@ namespace moco::cli {
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;
-};
+namespace fs = test::fs;
 
-Run moco(const std::string& args, const test::fs::path& dir) {
-  const auto log = (dir / "out.log").string();
-  const int rc = test::run_command("'" + test::moco_binary() + "' " + args, log);
-  return {rc, test::read_text(log)};
+
+test::CommandResult moco(const std::string& args, const fs::path& dir) {
+  return test::run_moco(args, dir);
 }
 
 }  // namespace

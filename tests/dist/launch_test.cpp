@@ -12,15 +12,8 @@ namespace {
 
 namespace fs = test::fs;
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run sh(const std::string& cmd, const fs::path& dir) {
-  const auto log = (dir / "sh.log").string();
-  const int rc = test::run_command("(" + cmd + ")", log);
-  return {rc, test::read_text(log)};
+test::CommandResult sh(const std::string& cmd, const fs::path& dir) {
+  return test::run_capture(cmd, dir);
 }
 
 std::string tiny(const fs::path& out) {

@@ -13,15 +13,8 @@ namespace {
 
 namespace fs = test::fs;
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run moco(const std::string& args, const fs::path& dir) {
-  const auto log = (dir / "out.log").string();
-  const int rc = test::run_command("'" + test::moco_binary() + "' " + args, log);
-  return {rc, test::read_text(log)};
+test::CommandResult moco(const std::string& args, const fs::path& dir) {
+  return test::run_moco(args, dir);
 }
 
 // CIFAR-10 binaries: n training and n/2 test images of 32 x 32, the class a
