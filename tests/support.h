@@ -20,10 +20,28 @@ namespace moco::test {
 
 namespace fs = std::filesystem;
 
+// The one folder a test process writes under, removed when the process
+// exits: tests write checkpoints of tens of MB and CI disks are small (a run
+// that left them behind filled one). MOCO_KEEP_TEST_FILES=1 keeps it.
+inline const fs::path& process_scratch_root() {
+  struct Root {
+    fs::path path = fs::temp_directory_path() /
+                    ("moco-test-" + std::to_string(::getpid()));
+    Root() { fs::create_directories(path); }
+    ~Root() {
+      if (std::getenv("MOCO_KEEP_TEST_FILES") == nullptr) {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+      }
+    }
+  };
+  static const Root root;
+  return root.path;
+}
+
 inline fs::path scratch_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::temp_directory_path() /
-                 ("moco-test-" + std::to_string(::getpid())) /
+  fs::path dir = process_scratch_root() /
                  (std::string(info->test_suite_name()) + "." + info->name() +
                   "." + name);
   fs::remove_all(dir);

@@ -16,8 +16,7 @@ namespace {
 class PythonFiles : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = test::fs::temp_directory_path() /
-           ("moco-torch-files-" + std::to_string(::getpid()));
+    dir_ = test::process_scratch_root() / "torch-files";
     test::fs::create_directories(dir_);
     const auto log = (dir_ / "py.log").string();
     const int rc = test::run_command(

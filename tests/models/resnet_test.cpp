@@ -20,8 +20,7 @@ std::map<std::string, torch::Tensor> state_of(ResNet& net) {
 
 void check_against(const std::string& name, ResNetOptions opts) {
   static const auto dir = [] {
-    auto d = test::fs::temp_directory_path() /
-             ("moco-tv-resnet-" + std::to_string(::getpid()));
+    auto d = test::process_scratch_root() / "tv-resnet";
     test::fs::create_directories(d);
     const auto log = (d / "py.log").string();
     const int rc = test::run_command("/usr/bin/python3 '" +
