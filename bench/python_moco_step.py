@@ -1,15 +1,20 @@
 """The Python peer: the same MoCo step in PyTorch + torchvision, written as
 the official code (moco/builder.py, the CIFAR demo's SplitBatchNorm and
-single-GPU shuffle), for bench/run_step_bench.sh.
+single-GPU shuffle), for bench/run_speed.sh. Mixed precision and
+channels-last as a Python user would add them: torch.autocast around the
+forward, torch.cuda.amp.GradScaler for fp16, model and inputs .to(
+memory_format=torch.channels_last).
 
 Usage: python_moco_step.py --arch resnet18 --size 28 --batch 256 --moco-k 4096
        --threads 2 --steps 20 [--data /usr/share/datasets/fashion-mnist]
+       [--amp off|bf16|fp16] [--channels-last] [--device cpu|cuda]
 Prints one JSON object.
 """
 import argparse
 import gzip
 import json
 import os
+import resource
 import time
 
 import torch
@@ -28,7 +33,14 @@ p.add_argument("--steps", type=int, default=20)
 p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--bn-splits", type=int, default=8)
 p.add_argument("--data", default="")
+p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
+p.add_argument("--channels-last", action="store_true")
+p.add_argument("--device", default="cpu")
+p.add_argument("--breakdown", action="store_true")  # accepted, ignored
 args = p.parse_args()
+dev = torch.device(args.device)
+if dev.type == "cuda":
+    torch.backends.cudnn.benchmark = True
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 
@@ -102,14 +114,15 @@ class MoCo(nn.Module):  # moco/builder.py, single process
         q = nn.functional.normalize(self.encoder_q(im_q), dim=1)
         with torch.no_grad():
             self._momentum_update_key_encoder()
-            idx_shuffle = torch.randperm(im_k.shape[0])
+            idx_shuffle = torch.randperm(im_k.shape[0], device=im_k.device)
             idx_unshuffle = torch.argsort(idx_shuffle)
             k = self.encoder_k(im_k[idx_shuffle])
             k = nn.functional.normalize(k, dim=1)[idx_unshuffle]
         l_pos = torch.einsum("nc,nc->n", [q, k]).unsqueeze(-1)
         l_neg = torch.einsum("nc,ck->nk", [q, self.queue.clone().detach()])
         logits = torch.cat([l_pos, l_neg], dim=1) / self.T
-        labels = torch.zeros(logits.shape[0], dtype=torch.long)
+        labels = torch.zeros(logits.shape[0], dtype=torch.long,
+                             device=logits.device)
         self._dequeue_and_enqueue(k)
         return logits, labels
 
@@ -123,20 +136,30 @@ if args.data:
     x = (imgs.float() / 255.0 - 0.286) / 0.353
 else:
     x = torch.randn(args.batch, args.channels, args.size, args.size)
-im_q, im_k = x.contiguous(), x.flip(3).contiguous()
+fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+im_q = x.to(dev).contiguous(memory_format=fmt)
+im_k = x.flip(3).to(dev).contiguous(memory_format=fmt)
 
-model = MoCo(K=args.moco_k).train()
+model = MoCo(K=args.moco_k).to(dev).train()
+if args.channels_last:
+    model = model.to(memory_format=torch.channels_last)
 criterion = nn.CrossEntropyLoss()
 opt = torch.optim.SGD(model.parameters(), 0.06, momentum=0.9,
                       weight_decay=5e-4)
+amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+scaler = torch.cuda.amp.GradScaler(enabled=args.amp == "fp16")
 
 
 def step():
-    logits, labels = model(im_q, im_k)
-    loss = criterion(logits, labels)
+    # As torch's AMP recipe: autocast over the forward and the loss.
+    with torch.autocast(dev.type, dtype=amp_dtype or torch.bfloat16,
+                        enabled=amp_dtype is not None):
+        logits, labels = model(im_q, im_k)
+        loss = criterion(logits, labels)
     opt.zero_grad()
-    loss.backward()
-    opt.step()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
     return loss.item()
 
 
@@ -148,8 +171,14 @@ for _ in range(args.steps):
     step()
     times.append(time.perf_counter() - t0)
 step_s = sorted(times)[len(times) // 2]  # median, as the C++ side
-print(json.dumps({"impl": "python-torch", "torch": torch.__version__,
-                  "arch": args.arch, "size": args.size, "batch": args.batch,
-                  "moco_k": args.moco_k, "threads": args.threads,
-                  "steps": args.steps, "step_s": step_s,
-                  "images_per_s": args.batch / step_s}))
+print(json.dumps({
+    "impl": "python-torch", "torch": torch.__version__, "device": args.device,
+    "arch": args.arch, "size": args.size, "batch": args.batch,
+    "moco_k": args.moco_k, "bn_splits": args.bn_splits, "amp": args.amp,
+    "channels_last": args.channels_last, "threads": args.threads,
+    "steps": args.steps, "step_s": step_s,
+    "images_per_s": args.batch / step_s,
+    # Linux reports ru_maxrss in KiB.
+    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_gpu_mib": (torch.cuda.max_memory_allocated() / 2**20
+                     if dev.type == "cuda" else 0.0)}))

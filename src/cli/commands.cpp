@@ -285,9 +285,13 @@ int run(int argc, char** argv) {
   add("--nproc-per-node", o.nproc_per_node(),
       "start this many processes here, each a rank (0: run in this process)");
   add("--amp", o.amp(),
-      "mixed precision: off | bf16 (autocast for the encoders; loss, "
-      "softmax, queue and momentum update stay fp32)")
-      ->check(CLI::IsMember({"off", "bf16"}));
+      "mixed precision: off | bf16 | fp16 (autocast for the encoders; loss, "
+      "softmax, queue and momentum update stay fp32; fp16 needs CUDA and "
+      "scales the loss dynamically)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
+  sub->add_flag("--channels-last", o.channels_last(),
+                "channels-last (NHWC) activations and weights: faster "
+                "convolutions with --amp bf16 on CPU and on GPUs");
   sub->add_flag("--sync-bn", o.sync_bn(),
                 "BatchNorm statistics over all processes (SyncBN) instead of "
                 "shuffle-BN");

@@ -1,5 +1,6 @@
 #include "core/malloc_tuning.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <cstdlib>
@@ -7,15 +8,17 @@
 
 namespace moco {
 
-bool tune_malloc_for_training() {
+std::string tune_malloc_for_training() {
+  // tcmalloc exports its own entry points beside malloc's names.
+  if (dlsym(RTLD_DEFAULT, "tc_malloc") != nullptr) return "tcmalloc";
   const char* env = std::getenv("MOCO_MALLOC_DEFAULT");
-  if (env != nullptr && std::strcmp(env, "1") == 0) return false;
+  if (env != nullptr && std::strcmp(env, "1") == 0) return "glibc";
 #if defined(__GLIBC__)
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);  // never give the heap top back
-  return true;
+  return "glibc (kept)";
 #else
-  return false;
+  return "system";
 #endif
 }
 

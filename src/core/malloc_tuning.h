@@ -1,18 +1,26 @@
-// Keeps freed memory in the process instead of returning it to the kernel.
+// Which allocator serves the training step, and keeping freed memory in the
+// process so each step does not page-fault its activations in again.
 //
 // A training step allocates and frees the same large activation buffers
 // every iteration. glibc serves blocks over 32 MiB with mmap and unmaps them
-// on free, so each step page-faults its activations in again (~10% of a CPU
-// step here). With mmap off and trimming disabled, the buffers are reused
-// from the heap. The peak resident size is unchanged: it is what the step
-// needs anyway. Set MOCO_MALLOC_DEFAULT=1 to keep glibc's defaults.
+// on free, so each step faults them in again: measured here, ~35% of a
+// ResNet-50 CPU step at 224 px. The `moco` binary links gperftools'
+// tcmalloc (Debian's libgoogle-perftools-dev; what Intel's PyTorch CPU
+// tuning guide recommends), which keeps freed spans for reuse with little
+// fragmentation: the step runs as fast as with glibc told to keep
+// everything, at a lower peak RSS than glibc's default (bench/run_speed.sh,
+// docs/performance.md). Where tcmalloc is not linked (a build without it),
+// glibc is told to keep freed memory instead (faster, but more fragmentation).
+// MOCO_MALLOC_DEFAULT=1 leaves glibc at its defaults.
 //
 //   int main() { moco::tune_malloc_for_training(); ... }
 #pragma once
 
+#include <string>
+
 namespace moco {
 
-// Returns true when the tuning was applied.
-bool tune_malloc_for_training();
+// Returns the allocator in use: "tcmalloc", "glibc (kept)" or "glibc".
+std::string tune_malloc_for_training();
 
 }  // namespace moco

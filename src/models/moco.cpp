@@ -50,6 +50,17 @@ BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device) {
   return s;
 }
 
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  auto convert = [](torch::Tensor& t) {
+    if (t.defined() && t.dim() == 4) {
+      t.set_data(t.data().contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+  };
+  for (auto& p : module.parameters()) convert(p);
+  for (auto& b : module.buffers()) convert(b);
+}
+
 AutocastOff::AutocastOff()
     : cpu_(at::autocast::is_cpu_enabled()), gpu_(at::autocast::is_enabled()) {
   at::autocast::set_cpu_enabled(false);
@@ -99,8 +110,12 @@ torch::Tensor MocoImpl::contrastive_loss(const torch::Tensor& im_q,
                                          const torch::Tensor& im_k,
                                          torch::Tensor* logits,
                                          torch::Tensor* keys) {
-  auto q_raw = encoder_q->forward(im_q);
+  // Keys first: the key pass frees its activations as it goes, so running it
+  // before the query pass builds its autograd graph keeps the two from
+  // being resident together (lower peak memory; the results are the same,
+  // neither pass draws random numbers the other depends on).
   auto k_raw = encode_keys(im_k);
+  auto q_raw = encoder_q->forward(im_q);
   // Under mixed precision (autocast) the encoders run in bf16/fp16; the
   // normalisation, logits, softmax and loss stay in fp32, as does the queue.
   AutocastOff fp32;
@@ -139,20 +154,15 @@ void MocoImpl::enqueue(const torch::Tensor& keys_in) {
   torch::NoGradGuard no_grad;
   const int64_t K = options_.K();
   auto keys = exchange_.world_size > 1 ? exchange_.all_gather(keys_in) : keys_in;
-  int64_t n = keys.size(0);
-  int64_t ptr = queue_ptr.item<int64_t>();
-  if (n > K) {
-    // Writing n > K keys in order leaves only the last K, ending where the
-    // write started + n.
-    ptr = (ptr + n - K) % K;
-    keys = keys.slice(0, n - K);
-    n = K;
-  }
-  auto kt = keys.t().to(queue.dtype());
-  const int64_t first = std::min(n, K - ptr);
-  queue.slice(1, ptr, ptr + first).copy_(kt.slice(1, 0, first));
-  if (first < n) queue.slice(1, 0, n - first).copy_(kt.slice(1, first, n));
-  queue_ptr.fill_((ptr + n) % K);
+  const int64_t n = keys.size(0);
+  // Key i goes to column (ptr + i) % K; of more than K keys only the last K
+  // survive. The columns are computed where the queue lives, so a GPU step
+  // never waits for the host to read the pointer.
+  const int64_t kept = std::min(n, K);
+  auto cols = (torch::arange(n - kept, n, queue_ptr.options()) + queue_ptr)
+                  .remainder_(K);
+  queue.index_copy_(1, cols, keys.slice(0, n - kept).t().to(queue.dtype()));
+  queue_ptr.add_(n).remainder_(K);
 }
 
 std::vector<double> topk_accuracy(const torch::Tensor& logits,

@@ -108,6 +108,13 @@ class AutocastOff {
   bool cpu_, gpu_;
 };
 
+// Stores every 4-D parameter and buffer of `module` in channels-last (NHWC)
+// order, in place (the tensors stay the same objects, so optimizers and
+// cached parameter lists keep working). Convolutions then run on NHWC
+// activations without reordering: faster with oneDNN's bf16 kernels and
+// with cuDNN's tensor-core kernels.
+void to_channels_last(torch::nn::Module& module);
+
 // The permutation shuffle-BN applies to the key batch and its inverse.
 struct BatchShuffle {
   torch::Tensor forward;  // shuffled = x[forward]

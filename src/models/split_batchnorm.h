@@ -5,7 +5,9 @@
 // load into torchvision; with num_splits == 1 (or in eval) it is BatchNorm2d.
 //
 // The split follows the demo's input.view(-1, C * S, H, W): sample n falls in
-// sub-batch n % S.
+// sub-batch n % S. On channels-last input (--channels-last) sub-batch s is
+// the run of samples s*N/S .. (s+1)*N/S - 1 instead, normalised in place
+// (NHWC memory cannot take the demo's view without copying).
 //
 //   SplitBatchNorm2d bn(SplitBatchNorm2dOptions(64).num_splits(8));
 #pragma once

@@ -20,6 +20,7 @@
 #include "io/metrics.h"
 #include "models/moco.h"
 #include "train/knn.h"
+#include "train/amp.h"
 #include "train/pretrained.h"
 #include "train/sgd.h"
 
@@ -44,7 +45,7 @@ c10::impl::GenericDict new_dict(const c10::TypePtr& key) {
 }
 
 void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
-                     int64_t next_epoch, int64_t global_step,
+                     Amp& amp, int64_t next_epoch, int64_t global_step,
                      const PretrainOptions& o) {
   auto sd = prefixed_state_dict(*model, "module.");
   auto ckpt = new_dict(c10::StringType::get());
@@ -64,6 +65,13 @@ void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
     rng.insert("torch", gen.get_state());
   }
   ckpt.insert("rng_state", rng);
+  if (amp.scaling()) {
+    // GradScaler.state_dict()'s names, as the official AMP recipes save it.
+    auto scaler = new_dict(c10::StringType::get());
+    scaler.insert("scale", amp.scaler().value());
+    scaler.insert("_growth_tracker", amp.scaler().growth_tracker());
+    ckpt.insert("scaler", scaler);
+  }
   io::save_pickle(path, ckpt);
 }
 
@@ -73,7 +81,7 @@ struct ResumeState {
 };
 
 ResumeState load_checkpoint(const std::string& path, models::Moco& model,
-                            Sgd& sgd) {
+                            Sgd& sgd, Amp& amp) {
   const auto ckpt = io::load_pickle(path);
   ResumeState rs;
   rs.epoch = io::dict_get(ckpt, "epoch", path).toInt();
@@ -96,6 +104,11 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
   const auto top = ckpt.toGenericDict();
   if (top.contains(c10::IValue("global_step"))) {
     rs.global_step = top.at(c10::IValue("global_step")).toInt();
+  }
+  if (amp.scaling() && top.contains(c10::IValue("scaler"))) {
+    const auto sc = top.at(c10::IValue("scaler"));
+    amp.scaler().load(io::dict_get(sc, "scale", path).toDouble(),
+                      io::dict_get(sc, "_growth_tracker", path).toInt());
   }
   if (top.contains(c10::IValue("rng_state"))) {
     const auto rng = top.at(c10::IValue("rng_state"));
@@ -132,35 +145,8 @@ nlohmann::json to_json(const PretrainOptions& o) {
           {"knn_bank", o.knn_bank()}, {"knn_test", o.knn_test()},
           {"channels", o.channels()}, {"strict_data", o.strict_data()},
           {"dist_backend", o.dist_backend()}, {"sync_bn", o.sync_bn()},
-          {"amp", o.amp()}};
+          {"amp", o.amp()},           {"channels_last", o.channels_last()}};
 }
-
-// Turns bf16 autocast on for its scope on the device's type.
-class AutocastBf16 {
- public:
-  AutocastBf16(bool on, const torch::Device& device) : on_(on), cuda_(device.is_cuda()) {
-    if (!on_) return;
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(true);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(true);
-    }
-  }
-  ~AutocastBf16() {
-    if (!on_) return;
-    if (cuda_) {
-      at::autocast::set_enabled(false);
-    } else {
-      at::autocast::set_cpu_enabled(false);
-    }
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool on_, cuda_;
-};
 
 dist::DistOptions dist_options(const PretrainOptions& o) {
   return dist::DistOptions()
@@ -265,6 +251,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   if (device.is_cuda() && env.distributed() && !device.has_index()) {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
+  Amp amp(o.amp(), device);  // checks --amp against the device
+  if (device.is_cuda()) enable_cudnn_autotune();
   const int64_t local_batch = o.batch_size() / ranks;
   // --bn-splits counts BN groups of the global batch: each process takes
   // its share (the official multi-GPU code: one group per GPU).
@@ -328,7 +316,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   int64_t start_epoch = o.start_epoch();
   int64_t global_step = 0;
   if (!o.resume().empty()) {
-    const auto rs = load_checkpoint(o.resume(), model, sgd);
+    const auto rs = load_checkpoint(o.resume(), model, sgd, amp);
     start_epoch = rs.epoch;
     global_step = rs.global_step;
     log_info("resumed from ", o.resume(), " at epoch ", start_epoch);
@@ -354,6 +342,9 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       model->encoder_k->set_bn_sync(sum);
     }
   }
+
+  // After the broadcast: collectives want dense (NCHW-contiguous) tensors.
+  if (o.channels_last()) models::to_channels_last(*model);
 
   // Gradients averaged over ranks, buckets starting during backward.
   std::unique_ptr<dist::GradientReducer> reducer;
@@ -386,7 +377,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
            ", crop ", crop, ", K ", o.moco_k(), ", m ", o.moco_m(), ", T ",
            o.moco_t(), o.mlp() ? ", MLP head" : "",
            o.aug_plus() ? ", v2 augmentation" : ", v1 augmentation",
-           o.amp() == "bf16" ? ", bf16 autocast" : "",
+           o.amp() != "off" ? fmt::format(", {} autocast", o.amp()) : "",
+           o.channels_last() ? ", channels-last" : "",
            o.sync_bn() ? ", SyncBN" : fmt::format(", shuffle-BN over {} BN groups",
                                                   local_splits * ranks),
            "; batch ", o.batch_size(),
@@ -447,45 +439,66 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     auto window_t0 = Clock::now();
     int64_t window_images = 0;
     double img_per_s = 0;
+    torch::Tensor loss_pending;  // summed on the device between host reads
+    int64_t n_pending = 0;
+    std::string bar_text;
     while (true) {
       const auto wait_t0 = Clock::now();
       auto batch = loader.next();
       total_wait += seconds_since(wait_t0);
       if (!batch) break;
-      auto im_q = batch->view_q.to(device, /*non_blocking=*/true);
-      auto im_k = batch->view_k.to(device, /*non_blocking=*/true);
+      const auto fmt = o.channels_last() ? torch::MemoryFormat::ChannelsLast
+                                         : torch::MemoryFormat::Contiguous;
+      auto im_q = batch->view_q.to(device, /*non_blocking=*/true).contiguous(fmt);
+      auto im_k = batch->view_k.to(device, /*non_blocking=*/true).contiguous(fmt);
       models::MocoOutput out;
       {
-        // bf16 autocast for the encoders' forward passes (the loss, queue
-        // and momentum update stay fp32, see models::AutocastOff);
-        // backward follows the dtypes autograd recorded.
-        AutocastBf16 amp(o.amp() == "bf16", device);
+        // Autocast for the encoders' forward passes (the loss, queue and
+        // momentum update stay fp32, see models::AutocastOff); backward
+        // follows the dtypes autograd recorded.
+        auto guard = amp.autocast();
         out = model->forward(im_q, im_k);
       }
-      out.loss.backward();
+      amp.scale(out.loss).backward();
       if (reducer) reducer->finish();
-      sgd.step();
+      // fp16: a step whose gradients overflowed is skipped (the scale drops).
+      if (amp.unscale_and_check(sgd.params())) sgd.step();
       sgd.zero_grad();
       model->enqueue(out.keys);
       ++global_step;
       ++n_steps;
       window_images += im_q.size(0) * ranks;
 
-      double loss = out.loss.item<double>();
-      if (!std::isfinite(loss)) {
-        TORCH_CHECK(false, "non-finite loss (", loss, ") at epoch ", epoch,
-                    " step ", n_steps, "; stopping. The last good checkpoint ",
-                    "is kept", fs::exists(ckpt_path) ? " at " + ckpt_path : "",
-                    ". Try a lower --lr.");
-      }
-      loss_sum += loss;
       const bool print = n_steps % o.print_freq() == 0 ||
                          n_steps == steps_per_epoch;
-      // Every rank reaches the same print steps: the logged loss is the
-      // mean over ranks.
-      if (comm && print) loss = comm->mean(loss);
       const bool bar_on = root && o.progress() && stderr_is_tty();
-      if (print || bar_on) {
+      // On a GPU the host reads the loss only every -p steps, so it never
+      // waits for the step it just queued; on the CPU reading is free.
+      loss_pending = loss_pending.defined() ? loss_pending + out.loss.detach()
+                                            : out.loss.detach();
+      ++n_pending;
+      if (!device.is_cuda() || print) {
+        const double pending_sum = loss_pending.item<double>();
+        if (!std::isfinite(pending_sum)) {
+          TORCH_CHECK(false, "non-finite loss (", pending_sum, ") at epoch ",
+                      epoch, n_pending > 1 ? " within steps " : " step ",
+                      n_pending > 1 ? std::to_string(n_steps - n_pending + 1) +
+                                          "-" + std::to_string(n_steps)
+                                    : std::to_string(n_steps),
+                      "; stopping. The last good checkpoint is kept",
+                      fs::exists(ckpt_path) ? " at " + ckpt_path : "",
+                      ". Try a lower --lr.");
+        }
+        loss_sum += pending_sum;
+        loss_pending = torch::Tensor();
+        n_pending = 0;
+      }
+      if (bar_on && !print && device.is_cuda()) bar.update(n_steps, bar_text);
+      if (print || (bar_on && !device.is_cuda())) {
+        double loss = out.loss.item<double>();
+        // Every rank reaches the same print steps: the logged loss is the
+        // mean over ranks.
+        if (comm && print) loss = comm->mean(loss);
         const auto acc = models::topk_accuracy(
             out.logits.detach(),
             torch::zeros({out.logits.size(0)},
@@ -514,14 +527,21 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
                 cli::ProgressBar::format_duration(eta)));
           }
         }
-        bar.update(n_steps, fmt::format("loss {:.4f} acc@1 {:.1f} lr {:.4g} "
-                                        "{:.0f} img/s",
-                                        loss, acc[0], lr, img_per_s));
+        bar_text = fmt::format("loss {:.4f} acc@1 {:.1f} lr {:.4g} {:.0f} img/s",
+                               loss, acc[0], lr, img_per_s);
+        bar.update(n_steps, bar_text);
       }
       if (o.max_steps() > 0 && global_step >= o.max_steps()) {
         stopped = true;
         break;
       }
+    }
+    if (n_pending > 0) {  // stopped by --max-steps between host reads
+      const double pending_sum = loss_pending.item<double>();
+      TORCH_CHECK(std::isfinite(pending_sum), "non-finite loss (", pending_sum,
+                  ") at epoch ", epoch, " within the last ", n_pending,
+                  " steps; stopping. Try a lower --lr.");
+      loss_sum += pending_sum;
     }
     bar.finish();
     const double epoch_s = seconds_since(epoch_t0);
@@ -552,8 +572,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
                    {"complete", epoch_complete}});
     // A stopped epoch is saved as not done, so --resume repeats it.
     if (root) {
-      save_checkpoint(ckpt_path, model, sgd, epoch_complete ? epoch + 1 : epoch,
-                      global_step, o);
+      save_checkpoint(ckpt_path, model, sgd, amp,
+                      epoch_complete ? epoch + 1 : epoch, global_step, o);
     }
     result.checkpoint = ckpt_path;
     const bool last = epoch + 1 == o.epochs() || stopped;

@@ -69,7 +69,8 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, nproc_per_node) = 0;
   TORCH_ARG(double, dist_timeout) = 1800;  // seconds
   TORCH_ARG(bool, sync_bn) = false;  // SyncBN instead of shuffle-BN
-  TORCH_ARG(std::string, amp) = "off";  // off | bf16: autocast for the encoders
+  TORCH_ARG(std::string, amp) = "off";  // off | bf16 | fp16 (CUDA): autocast
+  TORCH_ARG(bool, channels_last) = false;  // NHWC activations and weights
 };
 
 nlohmann::json to_json(const PretrainOptions& o);
