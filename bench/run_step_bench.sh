@@ -14,11 +14,12 @@ DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 common=(--arch resnet18 --stem small --channels 1 --size 28 --batch "$BATCH"
         --moco-k "$K" --threads "$THREADS" --steps "$STEPS" --bn-splits 8
         --data "$DATA")
+ours_only=(--breakdown)
 ROUNDS=${ROUNDS:-2}
 # Alternate the two, ROUNDS times, so a drift in the machine's speed hits both.
 results=()
 for ((r = 0; r < ROUNDS; r++)); do
-  ours=$("$BUILD/moco_bench_step" "${common[@]}")
+  ours=$("$BUILD/moco_bench_step" "${common[@]}" "${ours_only[@]}")
   peer=$(/usr/bin/python3 bench/python_moco_step.py "${common[@]}")
   echo "ours: $ours"
   echo "peer: $peer"

@@ -195,8 +195,11 @@ void validate(const PretrainOptions& o) {
               "expected --stem auto, small or imagenet, got '", o.stem(), "'");
   TORCH_CHECK(o.crop_size() >= 0, "expected --crop-size >= 0, got ",
               o.crop_size());
-  TORCH_CHECK(o.amp() == "off" || o.amp() == "bf16",
-              "expected --amp off or bf16, got '", o.amp(), "'");
+  TORCH_CHECK(o.amp() == "off" || o.amp() == "bf16" || o.amp() == "fp16",
+              "expected --amp off, bf16 or fp16, got '", o.amp(), "'");
+  TORCH_CHECK(o.amp() != "fp16" || o.device().rfind("cuda", 0) == 0,
+              "--amp fp16 needs a CUDA device (--device cuda); on the CPU use "
+              "--amp bf16");
   TORCH_CHECK(o.channels() == 0 || o.channels() == 1 || o.channels() == 3,
               "expected --channels 1 or 3, got ", o.channels());
   TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());

@@ -100,6 +100,42 @@ TEST(Cli, TinyRunEndToEnd) {
   EXPECT_TRUE(test::fs::exists(dir / "run" / "metrics.jsonl"));
 }
 
+TEST(Cli, MixedPrecisionChannelsLastRunTrainsAndResumes) {
+  auto dir = test::scratch_dir("amp");
+  test::write_idx_dataset(dir, 64, 12, 4);
+  const std::string common = "pretrain '" + dir.string() +
+                             "' --preset quick --width 8 -b 16 --bn-splits 4 "
+                             "--moco-k 32 --threads 1 -j 1 --knn-bank 0 "
+                             "--knn-test 0 --amp bf16 --channels-last --output '" +
+                             (dir / "run").string() + "'";
+  auto r = moco(common + " --epochs 1", dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("bf16 autocast, channels-last"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("final kNN top-1"), std::string::npos) << r.out;
+  // The checkpoint holds fp32 weights in the usual layout, and resumes.
+  auto ckpt = io::load_pickle((dir / "run" / "checkpoint.pth.tar").string());
+  auto sd = io::dict_get(ckpt, "state_dict", "ckpt").toGenericDict();
+  auto w = sd.at(c10::IValue("module.encoder_q.conv1.weight")).toTensor();
+  EXPECT_EQ(w.scalar_type(), torch::kFloat32);
+  r = moco(common + " --epochs 2 --resume '" +
+               (dir / "run" / "checkpoint.pth.tar").string() + "'",
+           dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("epoch 2/2 done"), std::string::npos) << r.out;
+}
+
+TEST(Cli, Fp16OnTheCpuFailsNamingTheFlag) {
+  auto dir = test::scratch_dir("fp16");
+  test::write_idx_dataset(dir, 64, 12, 4);
+  auto r = moco("pretrain '" + dir.string() + "' --preset quick --width 8 -b 16 "
+                "--bn-splits 4 --moco-k 32 --amp fp16 --output '" +
+                    (dir / "run").string() + "'",
+                dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("--amp fp16 needs a CUDA device"), std::string::npos) << r.out;
+  EXPECT_FALSE(test::fs::exists(dir / "run" / "checkpoint.pth.tar"));
+}
+
 namespace {
 
 // DIR/train/{a,b}/ and DIR/val/{a,b}/ with small JPEGs and PNGs, and one
