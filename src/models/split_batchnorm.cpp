@@ -60,6 +60,18 @@ torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& input) {
               n, ", --bn-splits ", s, ")");
   auto mean_split = running_mean.repeat({s});
   auto var_split = running_var.repeat({s});
+  auto bn = [&](const torch::Tensor& x, const torch::Tensor& mean,
+                const torch::Tensor& var, const torch::Tensor& w,
+                const torch::Tensor& b) {
+    return F::batch_norm(x, mean, var,
+                         F::BatchNormFuncOptions()
+                             .weight(w)
+                             .bias(b)
+                             .training(true)
+                             .momentum(options.momentum())
+                             .eps(options.eps()));
+  };
+  torch::Tensor out;
   if (input.suggest_memory_format() == torch::MemoryFormat::ChannelsLast) {
     // NHWC memory cannot be viewed as (n/s, C*s, H, W): the official
     // interleaved grouping would copy the activations twice per layer. Each
@@ -72,43 +84,25 @@ torch::Tensor SplitBatchNorm2dImpl::forward(const torch::Tensor& input) {
     parts.reserve(s);
     const int64_t m = n / s;
     for (int64_t g = 0; g < s; ++g) {
-      parts.push_back(F::batch_norm(input.narrow(0, g * m, m),
-                                    mean_split.narrow(0, g * c, c),
-                                    var_split.narrow(0, g * c, c),
-                                    F::BatchNormFuncOptions()
-                                        .weight(weight)
-                                        .bias(bias)
-                                        .training(true)
-                                        .momentum(options.momentum())
-                                        .eps(options.eps())));
+      parts.push_back(bn(input.narrow(0, g * m, m), mean_split.narrow(0, g * c, c),
+                         var_split.narrow(0, g * c, c), weight, bias));
     }
-    {
-      torch::NoGradGuard no_grad;
-      running_mean.copy_(mean_split.view({s, c}).mean(0));
-      running_var.copy_(var_split.view({s, c}).mean(0));
-      num_batches_tracked.add_(1);
-    }
-    return torch::cat(parts, 0);
+    out = torch::cat(parts, 0);
+  } else {
+    out = bn(input.reshape({n / s, c * s, input.size(2), input.size(3)}),
+             mean_split, var_split, weight.repeat({s}), bias.repeat({s}));
+    // Not a view in autograd's sense: the block's in-place ReLU on a view
+    // would make autograd rebuild the whole tensor in backward (CopySlices,
+    // a clone per BN layer); the official module pays that, we need not.
+    out = at::_unsafe_view(out, input.sizes());
   }
-  auto out = F::batch_norm(
-      input.reshape({n / s, c * s, input.size(2), input.size(3)}), mean_split,
-      var_split,
-      F::BatchNormFuncOptions()
-          .weight(weight.repeat({s}))
-          .bias(bias.repeat({s}))
-          .training(true)
-          .momentum(options.momentum())
-          .eps(options.eps()));
   {
     torch::NoGradGuard no_grad;
     running_mean.copy_(mean_split.view({s, c}).mean(0));
     running_var.copy_(var_split.view({s, c}).mean(0));
     num_batches_tracked.add_(1);
   }
-  // Not a view in autograd's sense: the block's in-place ReLU on a view
-  // would make autograd rebuild the whole tensor in backward (CopySlices,
-  // a clone per BN layer); the official module pays that, we need not.
-  return at::_unsafe_view(out, input.sizes());
+  return out;
 }
 
 }  // namespace moco::models
