@@ -6,8 +6,7 @@
 //   moco_bench_step --arch resnet18 --stem small --channels 1 --size 28 \
 //       --batch 256 --moco-k 4096 --threads 2 --steps 20 [--amp bf16]
 // Prints one JSON object (step time, images/s, peak host RSS, peak GPU
-// memory). bench/run_speed.sh runs it against the Python peer.
-#include <ATen/autocast_mode.h>
+// memory). bench/run_speed.py runs it against the Python peer.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <torch/torch.h>
@@ -30,6 +29,7 @@
 #include "models/moco.h"
 #include "train/amp.h"
 #include "train/sgd.h"
+#include "train/step.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -129,25 +129,15 @@ int main(int argc, char** argv) {
     if (channels_last) moco::models::to_channels_last(*m);
     return m;
   };
-  // A step as the trainer runs it.
-  // A step as the trainer runs it; the loss is read once per step here (the
-  // trainer reads it every -p steps on a GPU), which also waits for the GPU.
+  // The trainer's step; the loss is read once per step here (the trainer
+  // reads it every -p steps on a GPU), which also waits for the GPU.
   struct Runner {
     moco::models::Moco model;
     moco::train::Sgd sgd;
     moco::train::Amp amp;
     double step(const torch::Tensor& q, const torch::Tensor& k) {
       const auto t0 = Clock::now();
-      moco::models::MocoOutput out;
-      {
-        auto guard = amp.autocast();
-        out = model->forward(q, k);
-      }
-      amp.scale(out.loss).backward();
-      if (amp.unscale_and_check(sgd.params())) sgd.step();
-      sgd.zero_grad();
-      model->enqueue(out.keys);
-      out.loss.item<double>();
+      moco::train::training_step(model, sgd, amp, q, k).loss.item<double>();
       return secs(t0);
     }
   };

@@ -8,7 +8,7 @@
 // tcmalloc (Debian's libgoogle-perftools-dev; what Intel's PyTorch CPU
 // tuning guide recommends), which keeps freed spans for reuse with little
 // fragmentation: the step runs as fast as with glibc told to keep
-// everything, at a lower peak RSS than glibc's default (bench/run_speed.sh,
+// everything, at a lower peak RSS than glibc's default (bench/run_speed.py,
 // docs/performance.md). Where tcmalloc is not linked (a build without it),
 // glibc is told to keep freed memory instead (faster, but more fragmentation).
 // MOCO_MALLOC_DEFAULT=1 leaves glibc at its defaults.

@@ -1,7 +1,6 @@
 #include "train/pretrain.h"
 
 #include <torch/torch.h>
-#include <ATen/autocast_mode.h>
 
 #include <chrono>
 #include <cmath>
@@ -23,6 +22,7 @@
 #include "train/amp.h"
 #include "train/pretrained.h"
 #include "train/sgd.h"
+#include "train/step.h"
 
 namespace fs = std::filesystem;
 
@@ -190,16 +190,12 @@ void validate(const PretrainOptions& o) {
               o.max_steps());
   TORCH_CHECK(o.device() == "cpu" || o.device().rfind("cuda", 0) == 0,
               "expected --device cpu or cuda[:N], got '", o.device(), "'");
+  Amp(o.amp(), torch::Device(o.device()));  // checks --amp against --device
   TORCH_CHECK(o.stem() == "auto" || o.stem() == "small" ||
                   o.stem() == "imagenet",
               "expected --stem auto, small or imagenet, got '", o.stem(), "'");
   TORCH_CHECK(o.crop_size() >= 0, "expected --crop-size >= 0, got ",
               o.crop_size());
-  TORCH_CHECK(o.amp() == "off" || o.amp() == "bf16" || o.amp() == "fp16",
-              "expected --amp off, bf16 or fp16, got '", o.amp(), "'");
-  TORCH_CHECK(o.amp() != "fp16" || o.device().rfind("cuda", 0) == 0,
-              "--amp fp16 needs a CUDA device (--device cuda); on the CPU use "
-              "--amp bf16");
   TORCH_CHECK(o.channels() == 0 || o.channels() == 1 || o.channels() == 3,
               "expected --channels 1 or 3, got ", o.channels());
   TORCH_CHECK(o.knn_k() > 0, "expected --knn-k > 0, got ", o.knn_k());
@@ -254,7 +250,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   if (device.is_cuda() && env.distributed() && !device.has_index()) {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
   }
-  Amp amp(o.amp(), device);  // checks --amp against the device
+  Amp amp(o.amp(), device);
   if (device.is_cuda()) enable_cudnn_autotune();
   const int64_t local_batch = o.batch_size() / ranks;
   // --bn-splits counts BN groups of the global batch: each process takes
@@ -425,6 +421,8 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
   };
   if (o.knn_init() && start_epoch == 0) run_knn(-1);
 
+  const auto input_format = o.channels_last() ? torch::MemoryFormat::ChannelsLast
+                                              : torch::MemoryFormat::Contiguous;
   model->train();
   double total_images = 0, total_step_seconds = 0, total_wait = 0;
   bool stopped = false;
@@ -442,32 +440,39 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
     auto window_t0 = Clock::now();
     int64_t window_images = 0;
     double img_per_s = 0;
-    torch::Tensor loss_pending;  // summed on the device between host reads
+    // On a GPU the host reads the loss only every -p steps, so it never waits
+    // for the step it just queued; on the CPU reading is free. The losses
+    // in between are summed on the device.
+    torch::Tensor loss_pending;
     int64_t n_pending = 0;
+    auto read_pending_loss = [&] {
+      if (n_pending == 0) return;
+      const double sum = loss_pending.item<double>();
+      TORCH_CHECK(std::isfinite(sum), "non-finite loss (", sum, ") at epoch ",
+                  epoch, n_pending == 1 ? " step " : " within steps ",
+                  n_pending == 1 ? std::to_string(n_steps)
+                                 : fmt::format("{}-{}", n_steps - n_pending + 1,
+                                               n_steps),
+                  "; stopping. The last good checkpoint is kept",
+                  fs::exists(ckpt_path) ? " at " + ckpt_path : "",
+                  ". Try a lower --lr.");
+      loss_sum += sum;
+      loss_pending = torch::Tensor();
+      n_pending = 0;
+    };
     std::string bar_text;
     while (true) {
       const auto wait_t0 = Clock::now();
       auto batch = loader.next();
       total_wait += seconds_since(wait_t0);
       if (!batch) break;
-      const auto fmt = o.channels_last() ? torch::MemoryFormat::ChannelsLast
-                                         : torch::MemoryFormat::Contiguous;
-      auto im_q = batch->view_q.to(device, /*non_blocking=*/true).contiguous(fmt);
-      auto im_k = batch->view_k.to(device, /*non_blocking=*/true).contiguous(fmt);
-      models::MocoOutput out;
-      {
-        // Autocast for the encoders' forward passes (the loss, queue and
-        // momentum update stay fp32, see models::AutocastOff); backward
-        // follows the dtypes autograd recorded.
-        auto guard = amp.autocast();
-        out = model->forward(im_q, im_k);
-      }
-      amp.scale(out.loss).backward();
-      if (reducer) reducer->finish();
-      // fp16: a step whose gradients overflowed is skipped (the scale drops).
-      if (amp.unscale_and_check(sgd.params())) sgd.step();
-      sgd.zero_grad();
-      model->enqueue(out.keys);
+      auto im_q = batch->view_q.to(device, /*non_blocking=*/true)
+                      .contiguous(input_format);
+      auto im_k = batch->view_k.to(device, /*non_blocking=*/true)
+                      .contiguous(input_format);
+      const auto out = training_step(model, sgd, amp, im_q, im_k, [&] {
+        if (reducer) reducer->finish();
+      });
       ++global_step;
       ++n_steps;
       window_images += im_q.size(0) * ranks;
@@ -475,27 +480,10 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
       const bool print = n_steps % o.print_freq() == 0 ||
                          n_steps == steps_per_epoch;
       const bool bar_on = root && o.progress() && stderr_is_tty();
-      // On a GPU the host reads the loss only every -p steps, so it never
-      // waits for the step it just queued; on the CPU reading is free.
       loss_pending = loss_pending.defined() ? loss_pending + out.loss.detach()
                                             : out.loss.detach();
       ++n_pending;
-      if (!device.is_cuda() || print) {
-        const double pending_sum = loss_pending.item<double>();
-        if (!std::isfinite(pending_sum)) {
-          TORCH_CHECK(false, "non-finite loss (", pending_sum, ") at epoch ",
-                      epoch, n_pending > 1 ? " within steps " : " step ",
-                      n_pending > 1 ? std::to_string(n_steps - n_pending + 1) +
-                                          "-" + std::to_string(n_steps)
-                                    : std::to_string(n_steps),
-                      "; stopping. The last good checkpoint is kept",
-                      fs::exists(ckpt_path) ? " at " + ckpt_path : "",
-                      ". Try a lower --lr.");
-        }
-        loss_sum += pending_sum;
-        loss_pending = torch::Tensor();
-        n_pending = 0;
-      }
+      if (!device.is_cuda() || print) read_pending_loss();
       if (bar_on && !print && device.is_cuda()) bar.update(n_steps, bar_text);
       if (print || (bar_on && !device.is_cuda())) {
         double loss = out.loss.item<double>();
@@ -539,13 +527,7 @@ PretrainResult run_pretrain(const PretrainOptions& opts) {
         break;
       }
     }
-    if (n_pending > 0) {  // stopped by --max-steps between host reads
-      const double pending_sum = loss_pending.item<double>();
-      TORCH_CHECK(std::isfinite(pending_sum), "non-finite loss (", pending_sum,
-                  ") at epoch ", epoch, " within the last ", n_pending,
-                  " steps; stopping. Try a lower --lr.");
-      loss_sum += pending_sum;
-    }
+    read_pending_loss();  // stopped by --max-steps between host reads
     bar.finish();
     const double epoch_s = seconds_since(epoch_t0);
     const double wait_share = loader.wait_seconds() / std::max(epoch_s, 1e-9);
