@@ -39,6 +39,14 @@ inline const fs::path& process_scratch_root() {
   return root.path;
 }
 
+// A folder under the process's scratch root shared by a whole test suite
+// (SetUpTestSuite runs outside any one test, so scratch_dir cannot name it).
+inline fs::path suite_scratch_dir(const std::string& name) {
+  const fs::path dir = process_scratch_root() / name;
+  fs::create_directories(dir);
+  return dir;
+}
+
 inline fs::path scratch_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   fs::path dir = process_scratch_root() /

@@ -15,8 +15,7 @@ class AugmentVsTorchvision : public ::testing::Test {
     torch::manual_seed(3);
     rgb_ = torch::rand({3, 40, 50});
     grey_ = torch::rand({1, 28, 28});
-    auto dir = test::process_scratch_root() / "tv-augment";
-    test::fs::create_directories(dir);
+    auto dir = test::suite_scratch_dir("tv-augment");
     test::save_tensors(dir / "in.pt", {{"rgb", rgb_}, {"grey", grey_}});
     const auto log = (dir / "py.log").string();
     const int rc = test::run_command(

@@ -18,8 +18,7 @@ namespace {
 // failure. Torch's default generator is shared by the threads: models and
 // data are made before, on the main thread.
 void run_ranks(int64_t ranks, const std::function<void(Communicator&)>& body) {
-  const auto dir = test::process_scratch_root() / "dist-stores";
-  test::fs::create_directories(dir);
+  const auto dir = test::suite_scratch_dir("dist-stores");
   static int counter = 0;
   const auto path = (dir / ("store" + std::to_string(counter++))).string();
   test::fs::remove(path);

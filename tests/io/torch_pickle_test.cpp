@@ -16,8 +16,7 @@ namespace {
 class PythonFiles : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = test::process_scratch_root() / "torch-files";
-    test::fs::create_directories(dir_);
+    dir_ = test::suite_scratch_dir("torch-files");
     const auto log = (dir_ / "py.log").string();
     const int rc = test::run_command(
         "/usr/bin/python3 '" + test::python_script("make_torch_files.py") +

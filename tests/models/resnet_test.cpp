@@ -20,8 +20,7 @@ std::map<std::string, torch::Tensor> state_of(ResNet& net) {
 
 void check_against(const std::string& name, ResNetOptions opts) {
   static const auto dir = [] {
-    auto d = test::process_scratch_root() / "tv-resnet";
-    test::fs::create_directories(d);
+    auto d = test::suite_scratch_dir("tv-resnet");
     const auto log = (d / "py.log").string();
     const int rc = test::run_command("/usr/bin/python3 '" +
                                          test::python_script("tv_resnet.py") +
@@ -92,6 +91,20 @@ TEST(ResNet, FeatureDimsAndArchErrors) {
   }
 }
 
+namespace {
+
+// BatchNorm in training by its formula, over the samples of `xs` alone.
+torch::Tensor hand_batch_norm(const torch::Tensor& xs, const torch::Tensor& w,
+                              const torch::Tensor& b) {
+  auto mean = xs.mean({0, 2, 3}, true);
+  auto var = xs.var({0, 2, 3}, /*unbiased=*/false, true);
+  const int64_t c = xs.size(1);
+  return (xs - mean) / torch::sqrt(var + 1e-5) * w.view({1, c, 1, 1}) +
+         b.view({1, c, 1, 1});
+}
+
+}  // namespace
+
 TEST(SplitBatchNorm, EqualsBatchNormOnEachStridedSplit) {
   torch::manual_seed(0);
   SplitBatchNorm2d bn(SplitBatchNorm2dOptions(3).num_splits(4));
@@ -105,12 +118,7 @@ TEST(SplitBatchNorm, EqualsBatchNormOnEachStridedSplit) {
   // Hand reference: split s holds samples s and s + 4; BN over each alone.
   for (int64_t s = 0; s < 4; ++s) {
     auto idx = torch::tensor({s, s + 4});
-    auto xs = x.index_select(0, idx);
-    auto mean = xs.mean({0, 2, 3}, true);
-    auto var = xs.var({0, 2, 3}, /*unbiased=*/false, true);
-    auto ref = (xs - mean) / torch::sqrt(var + 1e-5) *
-                   bn->weight.view({1, 3, 1, 1}) +
-               bn->bias.view({1, 3, 1, 1});
+    auto ref = hand_batch_norm(x.index_select(0, idx), bn->weight, bn->bias);
     EXPECT_TRUE(torch::allclose(y.index_select(0, idx), ref, 1e-4, 1e-5))
         << "split " << s;
   }
@@ -154,10 +162,7 @@ TEST(SplitBatchNorm, ChannelsLastNormalisesRunsOfSamplesInPlace) {
   auto expect_mean = torch::zeros({3});
   for (int64_t s = 0; s < 2; ++s) {
     auto xs = xr.narrow(0, 4 * s, 4);
-    auto mean = xs.mean({0, 2, 3}, true);
-    auto var = xs.var({0, 2, 3}, /*unbiased=*/false, true);
-    parts.push_back((xs - mean) / torch::sqrt(var + 1e-5) * w.view({1, 3, 1, 1}) +
-                    bn->bias.detach().view({1, 3, 1, 1}));
+    parts.push_back(hand_batch_norm(xs, w, bn->bias.detach()));
     expect_mean += 0.1 * xs.detach().mean({0, 2, 3});
   }
   auto ref = torch::cat(parts, 0);
