@@ -1,6 +1,6 @@
 """The Python peer: the same MoCo step in PyTorch + torchvision, written as
 the official code (moco/builder.py, the CIFAR demo's SplitBatchNorm and
-single-GPU shuffle), for bench/run_speed.sh. Mixed precision and
+single-GPU shuffle), for bench/run_speed.py. Mixed precision and
 channels-last as a Python user would add them: torch.autocast around the
 forward, torch.cuda.amp.GradScaler for fp16, model and inputs .to(
 memory_format=torch.channels_last).
