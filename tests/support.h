@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -140,6 +143,34 @@ inline void write_idx_dataset(const fs::path& dir, int64_t n, int64_t size,
              gzip);
 }
 
+// CIFAR-10 binaries: n training and n/2 test images of 32 x 32, the class a
+// bright horizontal band.
+inline void write_cifar(const fs::path& dir, int n) {
+  fs::create_directories(dir);
+  auto make = [&](int count, unsigned seed) {
+    std::string bytes;
+    std::mt19937 rng(seed);
+    for (int i = 0; i < count; ++i) {
+      const int label = i % 4;
+      bytes.push_back(static_cast<char>(label));
+      for (int c = 0; c < 3; ++c) {
+        for (int y = 0; y < 32; ++y) {
+          for (int x = 0; x < 32; ++x) {
+            const bool band = y / 8 == label;
+            bytes.push_back(static_cast<char>(band ? 200 + rng() % 40 : rng() % 60));
+          }
+        }
+      }
+    }
+    return bytes;
+  };
+  for (int b = 1; b <= 5; ++b) {
+    test::write_file(dir / ("data_batch_" + std::to_string(b) + ".bin"),
+                     make(n / 5, b));
+  }
+  test::write_file(dir / "test_batch.bin", make(n / 2, 9));
+}
+
 // Saves tensors as a plain {name: tensor} dict that torch.load reads.
 inline void save_tensors(const fs::path& p,
                          const std::vector<std::pair<std::string,
@@ -158,6 +189,21 @@ inline std::map<std::string, torch::Tensor> load_tensors(const fs::path& p) {
 }
 
 inline std::string moco_binary() { return MOCO_BINARY; }
+
+// A TCP port on 127.0.0.1 that nothing listens on now: tests that start
+// their own rendezvous take one each, so `ctest -j` runs them side by side.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  return ok ? ntohs(addr.sin_port) : 0;
+}
 
 // A shell command's exit status and output (stdout and stderr, via a log
 // file in dir).

@@ -1,4 +1,5 @@
-// The `moco` command line: one binary, subcommands.
+// The `moco` command line: one binary, subcommands, every flag registered
+// from the argument table (train/options.h).
 //
 //   int main(int argc, char** argv) { return moco::cli::run(argc, argv); }
 //
@@ -8,19 +9,18 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
-namespace moco::train {
-struct PretrainOptions;
-}
+#include "train/options.h"
 
 namespace moco::cli {
 
 int run(int argc, char** argv);
 
-// Applies a named preset to the options whose flags the user did not give
-// (`given` holds flag names such as "--lr"). Presets: quick, cifar, v1, v2,
-// none. Throws for an unknown name.
-void apply_preset(const std::string& name, const std::set<std::string>& given,
-                  train::PretrainOptions& o);
+// `moco pretrain WORDS...` parsed as the command line would, presets and
+// all, without running anything: the options and the keys given. Throws
+// c10::Error naming a bad or unknown flag (moco sweep checks its points so).
+train::PretrainOptions parse_pretrain(const std::vector<std::string>& words,
+                                      std::set<std::string>* given = nullptr);
 
 }  // namespace moco::cli

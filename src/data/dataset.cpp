@@ -494,4 +494,15 @@ Splits open_any(const std::string& path, const OpenOptions& options) {
 
 }  // namespace
 
+void require_labels(const Splits& s, const std::string& data,
+                    const std::string& command) {
+  TORCH_CHECK(s.labelled_train().labelled(), command,
+              " needs labelled training images, but ", data,
+              " has no labels (an unlabelled folder or a list without labels);"
+              " use DIR/train/<class>/... and DIR/val/<class>/...");
+  TORCH_CHECK(s.test && s.test->labelled(), command,
+              " needs a labelled test split, but ", data, " has none (IDX: "
+              "t10k-*, CIFAR: test_batch.bin, image folders: DIR/val/<class>/)");
+}
+
 }  // namespace moco::data

@@ -93,6 +93,11 @@ Splits load_stl10(const std::string& dir);
 // Image files: .jpg .jpeg .png in any case; others are skipped and counted.
 Splits open_dataset(const std::string& path, const OpenOptions& options = {});
 
+// Stops with a message naming `data` and `command` unless the training and
+// test splits are both labelled (what kNN and the linear classifier need).
+void require_labels(const Splits& splits, const std::string& data,
+                    const std::string& command);
+
 // Reads a whole file, transparently gunzipping it when it is gzip data.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path);
 

@@ -213,6 +213,8 @@ c10::IValue Unpickler::call(const Global& g, std::vector<c10::IValue> args) {
               "can be read");
 }
 
+// Long by design: one case per pickle opcode, as the protocol lists them;
+// each case is a few lines and reads on its own.
 c10::IValue Unpickler::run() {
   while (true) {
     const uint8_t op = u8();

@@ -83,18 +83,20 @@ torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {
     exchange_.broadcast(perm, 0);
     auto inverse = torch::argsort(perm);
     auto mine = perm.view({ranks, -1})[exchange_.rank];
-    auto k = encoder_k->forward(all.index_select(0, mine)).to(torch::kFloat32);
+    auto k = encoder_k->forward(all.index_select(0, mine)).to(queue.scalar_type());
     k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
     auto k_all = exchange_.all_gather(k);
     return k_all.index_select(0, inverse.view({ranks, -1})[exchange_.rank]);
   }
   if (!options_.shuffle_bn()) {
-    return F::normalize(encoder_k->forward(im_k).to(torch::kFloat32),
+    return F::normalize(encoder_k->forward(im_k).to(queue.scalar_type()),
                         F::NormalizeFuncOptions().dim(1));
   }
-  const auto shuffle = draw_batch_shuffle(im_k.size(0), im_k.device());
+  const auto shuffle = shuffle_source_
+                           ? shuffle_source_(im_k.size(0), im_k.device())
+                           : draw_batch_shuffle(im_k.size(0), im_k.device());
   auto k = encoder_k->forward(im_k.index_select(0, shuffle.forward))
-               .to(torch::kFloat32);
+               .to(queue.scalar_type());
   k = F::normalize(k, F::NormalizeFuncOptions().dim(1));
   return k.index_select(0, shuffle.inverse);
 }
@@ -119,8 +121,10 @@ torch::Tensor MocoImpl::contrastive_loss(const torch::Tensor& im_q,
   // Under mixed precision (autocast) the encoders run in bf16/fp16; the
   // normalisation, logits, softmax and loss stay in fp32, as does the queue.
   AutocastOff fp32;
-  auto q = F::normalize(q_raw.to(torch::kFloat32), F::NormalizeFuncOptions().dim(1));
-  auto k = k_raw.to(torch::kFloat32);
+  // In the queue's dtype: float32 (float64 when the whole model is, as the
+  // parity test runs it).
+  auto q = F::normalize(q_raw.to(queue.scalar_type()), F::NormalizeFuncOptions().dim(1));
+  auto k = k_raw.to(queue.scalar_type());
   auto l = info_nce_logits(q, k, queue, options_.T());
   auto target = torch::zeros({l.size(0)},
                              torch::TensorOptions()

@@ -25,6 +25,13 @@
 
 namespace moco::models {
 
+// The permutation shuffle-BN applies to the key batch and its inverse.
+struct BatchShuffle {
+  torch::Tensor forward;  // shuffled = x[forward]
+  torch::Tensor inverse;  // x = shuffled[inverse]
+};
+BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device);
+
 struct MocoOptions {
   TORCH_ARG(int64_t, dim) = 128;       // --moco-dim
   TORCH_ARG(int64_t, K) = 65536;       // --moco-k, queue size
@@ -68,6 +75,11 @@ class MocoImpl : public torch::nn::Module {
   // the key images, one permutation drawn on rank 0 and broadcast, each
   // rank encodes its slice, keys gathered back and un-shuffled.
   void set_key_exchange(KeyExchange exchange) { exchange_ = std::move(exchange); }
+  // Where the one-process shuffle's permutations come from (default: a
+  // randperm). The step-parity test replays the reference's permutations
+  // through it.
+  using ShuffleSource = std::function<BatchShuffle(int64_t n, const torch::Device&)>;
+  void set_shuffle_source(ShuffleSource source) { shuffle_source_ = std::move(source); }
 
   const MocoOptions& options() const { return options_; }
 
@@ -81,6 +93,7 @@ class MocoImpl : public torch::nn::Module {
                                  torch::Tensor* logits, torch::Tensor* keys);
   MocoOptions options_;
   KeyExchange exchange_;
+  ShuffleSource shuffle_source_;
   std::vector<torch::Tensor> params_q_, params_k_;
 };
 TORCH_MODULE(Moco);
@@ -115,11 +128,6 @@ class AutocastOff {
 // with cuDNN's tensor-core kernels.
 void to_channels_last(torch::nn::Module& module);
 
-// The permutation shuffle-BN applies to the key batch and its inverse.
-struct BatchShuffle {
-  torch::Tensor forward;  // shuffled = x[forward]
-  torch::Tensor inverse;  // x = shuffled[inverse]
-};
-BatchShuffle draw_batch_shuffle(int64_t n, const torch::Device& device);
+
 
 }  // namespace moco::models

@@ -2,10 +2,12 @@
 
 #include <torch/torch.h>
 
-#include <chrono>
+#include <fmt/format.h>
 
+#include "core/log.h"
 #include "data/dataset.h"
-#include "data/loader.h"
+#include "train/backbone.h"
+#include "train/runtime.h"
 
 namespace moco::train {
 
@@ -32,7 +34,7 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        int64_t k, double t, int64_t batch) {
   TORCH_CHECK(k > 0, "expected --knn-k > 0, got ", k);
   TORCH_CHECK(t > 0, "expected --knn-t > 0, got ", t);
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   torch::NoGradGuard no_grad;
   auto bank = bank_features.t().contiguous();
   int64_t c1 = 0, c5 = 0;
@@ -51,74 +53,83 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
   r.top5 = 100.0 * c5 / n;
   r.bank_size = bank_features.size(0);
   r.test_size = n;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                            t0)
-                  .count();
+  r.seconds = seconds_since(t0);
   return r;
 }
 
-torch::Tensor normalize_images(const torch::Tensor& u8,
-                               const std::vector<double>& mean,
-                               const std::vector<double>& std) {
-  const int64_t c = u8.size(1);
-  auto m = torch::tensor(mean).view({1, c, 1, 1}).to(torch::kFloat32);
-  auto s = torch::tensor(std).view({1, c, 1, 1}).to(torch::kFloat32);
-  return u8.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
-}
-
-torch::Tensor extract_features(
-    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
-    const data::ImageSet& set, const torch::Tensor& indices,
-    const std::vector<double>& mean, const std::vector<double>& std,
-    int64_t batch, const torch::Device& device, int64_t crop_size,
-    torch::Tensor* readable, bool l2_normalise) {
+Features extract_features(const Encoder& encode, const data::ImageSet& set,
+                          const torch::Tensor& indices,
+                          const data::EvalTransform& transform,
+                          const FeatureOptions& options) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
-  const int64_t n = idx.size(0);
+  const int64_t n = idx.size(0), batch = options.batch();
   std::vector<torch::Tensor> out, ok;
   for (int64_t i = 0; i < n; i += batch) {
     torch::Tensor batch_ok;
-    // Image files: Resize(crop * 256/224) + CenterCrop(crop), as the
-    // official evaluation transform.
-    auto images = data::load_eval_images(
-        set, idx.slice(0, i, std::min(n, i + batch)), crop_size * 256 / 224,
-        crop_size, readable ? &batch_ok : nullptr);
-    if (readable) ok.push_back(batch_ok);
-    auto x = normalize_images(images, mean, std);
-    auto f = encode(x.to(device)).to(torch::kFloat32);
-    if (l2_normalise) f = F::normalize(f, F::NormalizeFuncOptions().dim(1));
-    out.push_back(f.cpu());
-    if (readable) out.back().masked_fill_(batch_ok.logical_not().unsqueeze(1), 0);
+    auto x = transform.load(set, idx.slice(0, i, std::min(n, i + batch)),
+                            &batch_ok);
+    auto f = encode(x.to(options.device())).to(torch::kFloat32);
+    if (options.l2_normalise()) f = F::normalize(f, F::NormalizeFuncOptions().dim(1));
+    out.push_back(f.cpu().masked_fill_(batch_ok.logical_not().unsqueeze(1), 0));
+    ok.push_back(batch_ok);
   }
-  if (readable) *readable = torch::cat(ok);
-  return torch::cat(out);
+  return {torch::cat(out), torch::cat(ok)};
 }
 
-KnnResult knn_score(
-    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
-    const data::ImageSet& bank_set, const data::ImageSet& test_set,
-    int64_t bank_count, int64_t test_count, const std::vector<double>& mean,
-    const std::vector<double>& std, int64_t batch, const torch::Device& device,
-    int64_t crop_size, int64_t k, double t) {
-  auto bank_idx = subset_indices(bank_set.size(), bank_count);
-  auto test_idx = subset_indices(test_set.size(), test_count);
-  torch::Tensor bank_ok, test_ok;
-  auto bank = extract_features(encode, bank_set, bank_idx, mean, std, batch,
-                               device, crop_size, &bank_ok);
-  auto test = extract_features(encode, test_set, test_idx, mean, std, batch,
-                               device, crop_size, &test_ok);
+KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
+                    const data::ImageSet& test_set,
+                    const data::EvalTransform& transform,
+                    const KnnOptions& o, const torch::Device& device) {
+  auto bank_idx = data::subset_indices(bank_set.size(), o.bank());
+  auto test_idx = data::subset_indices(test_set.size(), o.test());
+  const auto fo = FeatureOptions().batch(o.batch()).device(device);
+  const auto bank = extract_features(encode, bank_set, bank_idx, transform, fo);
+  const auto test = extract_features(encode, test_set, test_idx, transform, fo);
   // Unreadable image files (warned about) are left out of both.
-  auto bank_labels = bank_set.labels.index_select(0, bank_idx).index({bank_ok});
-  auto test_labels = test_set.labels.index_select(0, test_idx).index({test_ok});
+  auto bank_labels =
+      bank_set.labels.index_select(0, bank_idx).index({bank.readable});
+  auto test_labels =
+      test_set.labels.index_select(0, test_idx).index({test.readable});
   const int64_t classes = std::max(bank_set.num_classes, test_set.num_classes);
-  return knn_evaluate(bank.index({bank_ok}), bank_labels, test.index({test_ok}),
-                      test_labels, classes,
-                      std::min<int64_t>(k, bank_labels.size(0)), t);
+  return knn_evaluate(bank.values.index({bank.readable}), bank_labels,
+                      test.values.index({test.readable}), test_labels, classes,
+                      std::min<int64_t>(o.k(), bank_labels.size(0)), o.t());
 }
 
-torch::Tensor subset_indices(int64_t n, int64_t count) {
-  if (count <= 0 || count >= n) return torch::arange(n);
-  return torch::linspace(0, n - 1, count).floor().to(torch::kInt64);
+torch::Tensor pixel_features(const torch::Tensor& x) {
+  return x.reshape({x.size(0), -1});
+}
+
+KnnResult run_knn(const KnnCommandOptions& o) {
+  use_threads(o.threads());
+  const auto device = resolve_device(o.device());
+  auto splits = data::open_dataset(o.data(),
+                                   data::OpenOptions().channels(o.channels()));
+  data::require_labels(splits, o.data(), "knn");
+  const auto& bank_set = splits.labelled_train();
+  const auto& test_set = *splits.test;
+  const auto b = load_backbone(o.pretrained());
+  check_channels(b, bank_set, o.data());
+  auto net = make_classifier(b, 1);
+  net->to(device);
+  net->eval();
+  const auto t0 = Clock::now();
+  auto r = knn_score([&](const torch::Tensor& x) { return net->forward_features(x); },
+                     bank_set, test_set, data::eval_transform(bank_set),
+                     KnnOptions()
+                         .k(o.knn_k())
+                         .t(o.knn_t())
+                         .bank(o.knn_bank())
+                         .test(o.knn_test())
+                         .batch(o.batch_size()),
+                     device);
+  log_info(fmt::format(
+      "knn: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {} of {}, test {} "
+      "of {}, {:.1f}s)",
+      r.top1, r.top5, o.knn_k(), o.knn_t(), r.bank_size, bank_set.description,
+      r.test_size, test_set.description, seconds_since(t0)));
+  return r;
 }
 
 }  // namespace moco::train

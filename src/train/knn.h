@@ -1,21 +1,40 @@
-// Weighted kNN monitor of the official MoCo CIFAR demo (Wu et al. 2018):
-// cosine similarity to a labelled feature bank, the top-k neighbours vote
-// with weight exp(sim / t).
+// The weighted kNN classifier of the official MoCo CIFAR demo (Wu et al.
+// 2018): cosine similarity to a labelled feature bank, the top-k neighbours
+// vote with weight exp(sim / t). Used by the pretraining monitor and by
+// `moco knn`.
 //
-//   auto bank = extract_features(encode, train, ...);     // N x D, normalised
-//   auto test = extract_features(encode, test_set, ...);
-//   KnnResult r = knn_evaluate(bank, train_labels, test, test_labels, 10);
+//   auto t = data::eval_transform(splits.train);
+//   KnnResult r = knn_score(encode, splits.train, *splits.test, t,
+//                           KnnOptions().k(200).t(0.1), device);
+//   r.top1;   // in %
 #pragma once
 
+#include <torch/arg.h>
 #include <torch/types.h>
 
 #include <functional>
+
+#include "data/eval_transform.h"
+#include "train/options.h"
 
 namespace moco::data {
 struct ImageSet;
 }
 
 namespace moco::train {
+
+// Maps a normalised float batch to features (the encoder, or the pixels).
+using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
+
+struct KnnOptions {
+  TORCH_ARG(int64_t, k) = 200;      // --knn-k
+  TORCH_ARG(double, t) = 0.1;       // --knn-t
+  TORCH_ARG(int64_t, bank) = 0;     // --knn-bank: bank images; 0: all
+  TORCH_ARG(int64_t, test) = 0;     // --knn-test: test images; 0: all
+  // Images per forward pass. 512 keeps the monitor's activations below the
+  // training step's on 28-32 px images and ResNet-18.
+  TORCH_ARG(int64_t, batch) = 512;
+};
 
 // Class scores B x classes for normalised features B x D against a bank
 // D x N with labels N.
@@ -36,36 +55,38 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        const torch::Tensor& test_labels, int64_t classes,
                        int64_t k = 200, double t = 0.1, int64_t batch = 512);
 
-// uint8 N x C x H x W -> float, [0, 1], (x - mean) / std per channel.
-torch::Tensor normalize_images(const torch::Tensor& u8,
-                               const std::vector<double>& mean,
-                               const std::vector<double>& std);
+struct FeatureOptions {
+  TORCH_ARG(int64_t, batch) = 512;
+  TORCH_ARG(torch::Device, device) = torch::kCPU;
+  TORCH_ARG(bool, l2_normalise) = true;
+};
 
-// Encodes images[indices] (all when indices is undefined) in batches: uint8
-// -> [0,1] -> normalise -> encode -> L2-normalise (unless l2_normalise is
-// false). Returns N x D float32 on CPU.
-// Image files are decoded, resized to crop_size * 256/224 and centre-cropped;
-// an unreadable one raises, or, when `readable` is given, is marked false
-// there (bool N) and gets a zero feature.
-torch::Tensor extract_features(
-    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
-    const data::ImageSet& set, const torch::Tensor& indices,
-    const std::vector<double>& mean, const std::vector<double>& std,
-    int64_t batch, const torch::Device& device, int64_t crop_size = 224,
-    torch::Tensor* readable = nullptr, bool l2_normalise = true);
+struct Features {
+  torch::Tensor values;    // N x D float32 on the CPU
+  torch::Tensor readable;  // bool N: false for unreadable image files (zeros)
+};
 
-// The weighted kNN classifier end to end: features of `bank_count` training
-// and `test_count` test images (evenly spaced; <= 0: all), unreadable image
-// files left out, k capped at the bank's size.
-KnnResult knn_score(
-    const std::function<torch::Tensor(const torch::Tensor&)>& encode,
-    const data::ImageSet& bank_set, const data::ImageSet& test_set,
-    int64_t bank_count, int64_t test_count, const std::vector<double>& mean,
-    const std::vector<double>& std, int64_t batch, const torch::Device& device,
-    int64_t crop_size, int64_t k, double t);
+// Encodes set[indices] (all when undefined) in batches through `transform`
+// and `encode`. An unreadable image file gets a zero row and false in
+// `readable` (its warning is the loader's).
+Features extract_features(const Encoder& encode, const data::ImageSet& set,
+                          const torch::Tensor& indices,
+                          const data::EvalTransform& transform,
+                          const FeatureOptions& options);
 
-// Evenly spaced indices selecting `count` of n samples (all when count <= 0
-// or count >= n): a fixed, class-balanced-in-expectation subset.
-torch::Tensor subset_indices(int64_t n, int64_t count);
+// The classifier end to end: features of options.bank() training and
+// options.test() test images (evenly spaced), unreadable files left out, k
+// capped at the bank's size.
+KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
+                    const data::ImageSet& test_set,
+                    const data::EvalTransform& transform,
+                    const KnnOptions& options, const torch::Device& device);
+
+// The pixels themselves as features (flattened), for the raw-pixel
+// reference the monitor prints beside the encoder's.
+torch::Tensor pixel_features(const torch::Tensor& x);
+
+// `moco knn`: the classifier on a checkpoint's backbone features.
+KnnResult run_knn(const KnnCommandOptions& options);
 
 }  // namespace moco::train

@@ -2,85 +2,71 @@
 // flags and defaults, a kNN monitor, metrics.jsonl and resumable checkpoints
 // in the official layout.
 //
+// A run is small pieces: resolve_plan() turns the options, the data and the
+// process's place in a distributed run into one plan (logged once);
+// build_model() and make_optimizer() build what it trains; the loop runs
+// one epoch at a time, monitors with kNN and saves a checkpoint.
+//
 //   PretrainOptions o;
 //   o.data("/usr/share/datasets/fashion-mnist").arch("resnet18").epochs(1);
 //   PretrainResult r = run_pretrain(o);
 #pragma once
 
-#include <torch/arg.h>
+#include <torch/types.h>
 
-#include <nlohmann/json.hpp>
-
-#include "dist/dist.h"
-
+#include <set>
 #include <string>
-#include <vector>
+
+#include "data/eval_transform.h"
+#include "dist/environment.h"
+#include "models/moco.h"
+#include "train/options.h"
+#include "train/sgd.h"
+
+namespace moco::data {
+struct ImageSet;
+}
 
 namespace moco::train {
-
-struct PretrainOptions {
-  // Official main_moco.py flags, with its defaults.
-  TORCH_ARG(std::string, data) = "/usr/share/datasets/fashion-mnist";
-  TORCH_ARG(std::string, arch) = "resnet50";
-  TORCH_ARG(int64_t, workers) = -1;  // -1: one per core beyond the first
-  TORCH_ARG(int64_t, epochs) = 200;
-  TORCH_ARG(int64_t, start_epoch) = 0;
-  TORCH_ARG(int64_t, batch_size) = 256;
-  TORCH_ARG(double, lr) = 0.03;
-  TORCH_ARG(std::vector<int64_t>, schedule) = {120, 160};
-  TORCH_ARG(double, momentum) = 0.9;
-  TORCH_ARG(double, wd) = 1e-4;
-  TORCH_ARG(int64_t, print_freq) = 10;
-  TORCH_ARG(std::string, resume) = "";
-  TORCH_ARG(int64_t, seed) = 0;
-  TORCH_ARG(int64_t, moco_dim) = 128;
-  TORCH_ARG(int64_t, moco_k) = 65536;
-  TORCH_ARG(double, moco_m) = 0.999;
-  TORCH_ARG(double, moco_t) = 0.07;
-  TORCH_ARG(bool, mlp) = false;
-  TORCH_ARG(bool, aug_plus) = false;
-  TORCH_ARG(bool, cos) = false;
-  // Ours.
-  TORCH_ARG(int64_t, threads) = 0;  // 0: all cores
-  TORCH_ARG(int64_t, bn_splits) = 8;
-  TORCH_ARG(bool, symmetric) = false;
-  TORCH_ARG(int64_t, max_steps) = 0;  // 0: no limit
-  TORCH_ARG(std::string, output) = "runs/pretrain";
-  TORCH_ARG(std::string, device) = "cpu";
-  TORCH_ARG(std::string, stem) = "auto";  // auto | small | imagenet
-  TORCH_ARG(int64_t, width) = 64;
-  TORCH_ARG(int64_t, crop_size) = 0;      // 0: 224, or the image size if small
-  TORCH_ARG(bool, blur) = true;           // with --aug-plus
-  TORCH_ARG(int64_t, knn_k) = 200;
-  TORCH_ARG(double, knn_t) = 0.1;
-  TORCH_ARG(int64_t, knn_freq) = 1;       // epochs between monitors; 0: end only
-  TORCH_ARG(int64_t, knn_bank) = 0;       // train images in the bank; 0: all
-  TORCH_ARG(int64_t, knn_test) = 0;       // test images scored; 0: all
-  TORCH_ARG(bool, knn_init) = false;      // also score the untrained encoder
-  TORCH_ARG(bool, progress) = true;       // bar on a terminal
-  TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
-  TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
-  // Distributed (official names; see dist/dist.h).
-  TORCH_ARG(std::string, dist_url) = "";
-  TORCH_ARG(std::string, dist_backend) = "gloo";
-  TORCH_ARG(int64_t, world_size) = -1;
-  TORCH_ARG(int64_t, rank) = -1;
-  TORCH_ARG(bool, multiprocessing_distributed) = false;
-  TORCH_ARG(int64_t, nproc_per_node) = 0;
-  TORCH_ARG(double, dist_timeout) = 1800;  // seconds
-  TORCH_ARG(bool, sync_bn) = false;  // SyncBN instead of shuffle-BN
-  TORCH_ARG(std::string, amp) = "off";  // off | bf16 | fp16 (CUDA): autocast
-  TORCH_ARG(bool, channels_last) = false;  // NHWC activations and weights
-};
-
-nlohmann::json to_json(const PretrainOptions& o);
 
 // The distributed flags, for dist::resolve.
 dist::DistOptions dist_options(const PretrainOptions& o);
 
-// Fills what depends on the data and the machine (stem, crop size, threads,
-// workers) and checks every value; throws c10::Error naming the flag.
+// Runs every flag's checks (the table's) and those between flags; throws
+// c10::Error naming the flag.
 void validate(const PretrainOptions& o);
+
+// --resume CKPT from the command line: the checkpoint's saved flags become
+// the values of those not given (`given`: keys), --output defaults to the
+// checkpoint's folder, and a given flag that differs from the saved one is
+// logged. No-op without --resume or for a checkpoint without moco_options.
+void restore_resumed_options(PretrainOptions& o,
+                             const std::set<std::string>& given);
+
+// What the options, the data and this process's place in the run come to,
+// resolved once and logged once.
+struct PretrainPlan {
+  PretrainOptions options;  // stem, crop_size, threads, workers, amp resolved
+  dist::DistEnv env;
+  torch::Device device = torch::kCPU;
+  int64_t local_batch = 0;   // this process's share of -b
+  int64_t local_splits = 1;  // its BN groups
+  int64_t in_channels = 3;
+  data::EvalTransform eval;  // the kNN monitor's transform; its mean and std
+                             // also normalise the training views
+  int64_t steps_per_epoch = 0;
+  bool root() const { return env.rank == 0; }
+  std::string describe() const;  // the start-up "model: ..." line
+};
+
+PretrainPlan resolve_plan(const PretrainOptions& options,
+                          const dist::DistEnv& env,
+                          const data::ImageSet& train);
+
+// The model and the optimizer as pretraining builds them (the step parity
+// test and the step benchmark build theirs here too).
+models::Moco build_model(const PretrainPlan& plan);
+Sgd make_optimizer(models::Moco& model, const PretrainOptions& o);
 
 struct PretrainResult {
   int64_t steps = 0;            // optimizer steps this run
@@ -88,6 +74,7 @@ struct PretrainResult {
   double final_loss = 0;
   double knn_top1 = -1, knn_top5 = -1;   // last monitor; -1 if none
   double knn_init_top1 = -1;             // with --knn-init
+  double knn_pixels_top1 = -1;           // with --knn-pixels
   double images_per_second = 0;
   double data_wait_share = 0;   // fraction of step time waiting for data
   int64_t skipped_files = 0;    // unreadable image files skipped

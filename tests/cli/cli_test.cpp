@@ -72,18 +72,18 @@ TEST(Cli, OutOfRangeValuesExitNonZeroNamingTheFlag) {
 
 TEST(Cli, PresetsFillOnlyTheFlagsNotGiven) {
   train::PretrainOptions o;
-  apply_preset("quick", {"--lr"}, o.lr(0.5));
+  train::apply_preset("quick", {"lr"}, o.lr(0.5));
   EXPECT_EQ(o.arch(), "resnet18");
   EXPECT_EQ(o.moco_k(), 4096);
   EXPECT_EQ(o.lr(), 0.5);
   train::PretrainOptions v2;
-  apply_preset("v2", {}, v2);
+  train::apply_preset("v2", {}, v2);
   EXPECT_TRUE(v2.mlp());
   EXPECT_TRUE(v2.aug_plus());
   EXPECT_TRUE(v2.cos());
   EXPECT_DOUBLE_EQ(v2.moco_t(), 0.2);
   EXPECT_EQ(v2.arch(), "resnet50");
-  EXPECT_THROW(apply_preset("bogus", {}, v2), c10::Error);
+  EXPECT_THROW(train::apply_preset("bogus", {}, v2), c10::Error);
 }
 
 TEST(Cli, TinyRunEndToEnd) {

@@ -2,7 +2,9 @@
 // this process sharing a FileStore on 127.0.0.1: collectives, shuffle-BN
 // across ranks, identical parameters and queues after a step, and a 2-rank
 // step equal to a 1-rank step on the same global batch.
-#include "dist/dist.h"
+#include "dist/communicator.h"
+#include "dist/environment.h"
+#include "dist/gradient_reducer.h"
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 
@@ -243,6 +245,12 @@ TEST(Dist, TwoRanksEqualOneRankOnTheSameGlobalBatch) {
     worst = std::max(worst, (ps[i] - two[i]).abs().max().item<double>());
   }
   EXPECT_LE(worst, 1e-5);
+  // Every bucket's all-reduce started from a gradient hook, before
+  // backward returned (each parameter of f_q gets a gradient).
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_GE(buckets[r], 2) << "rank " << r;
+    EXPECT_EQ(early[r], buckets[r]) << "rank " << r;
+  }
   // The gathered keys arrive rank by rank: samples 0, 2, 4, 6, then 1, 3, ...
   const auto order = torch::cat({torch::arange(0, 8, 2), torch::arange(1, 8, 2),
                                  torch::arange(8, 24)});

@@ -60,7 +60,9 @@ TEST_F(Launch, SyncBnRun) {
                   " --nproc-per-node 2 --sync-bn --epochs 1" + tiny(dir_ / "sync"),
               dir_);
   ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("SyncBN"), std::string::npos) << r.out;
+  // The line rank 0 logs when it wires SyncBN in (not the echoed flags).
+  EXPECT_NE(r.out.find("SyncBN: BatchNorm statistics over all 2 processes"),
+            std::string::npos) << r.out;
   EXPECT_TRUE(fs::exists(dir_ / "sync" / "checkpoint.pth.tar"));
 }
 
@@ -69,7 +71,8 @@ TEST_F(Launch, TorchrunNoPython) {
   // Debian's torchrun 1.13 on Python 3.11 cannot parse its default
   // --redirects/--tee value "0" (Std.NONE is no longer iterable in a 3.11
   // IntFlag); "1" works, and our log goes to stderr anyway.
-  auto r = sh("/usr/bin/torchrun --no_python --nproc_per_node 2 --master_port 29733 "
+  auto r = sh("/usr/bin/torchrun --no_python --nproc_per_node 2 --master_port " +
+                  std::to_string(test::free_port()) + " "
               "--redirects 1 --tee 1 --log_dir '" + (dir_ / "torchrun-logs").string() + "' '" +
                   test::moco_binary() + "' pretrain " + data() + " --epochs 1" +
                   tiny(dir_ / "tr"),
@@ -116,7 +119,8 @@ TEST_F(Launch, AHungRankTimesOut) {
 TEST_F(Launch, RanksWithDifferentFlagsAreRefused) {
   // Two processes started by hand, as a scheduler would, rank 1 with
   // another --lr.
-  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=29731 WORLD_SIZE=2 ";
+  const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                          std::to_string(test::free_port()) + " WORLD_SIZE=2 ";
   const std::string bin = "'" + test::moco_binary() + "' pretrain " + data() +
                           " --epochs 1";
   auto r = sh("(" + env + "RANK=0 " + bin + tiny(dir_ / "a") + " > '" +
@@ -126,7 +130,8 @@ TEST_F(Launch, RanksWithDifferentFlagsAreRefused) {
               dir_);
   EXPECT_NE(r.out.find("rc1=1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("other options than rank 0"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("lr"), std::string::npos) << r.out;
+  // The message names the flag and both values.
+  EXPECT_NE(r.out.find("lr (0.03 on rank 0, 0.5 here)"), std::string::npos) << r.out;
   const auto r0 = test::read_text(dir_ / "r0.log");
   EXPECT_EQ(r0.find("rc0=0"), std::string::npos) << r0;
 }

@@ -1,5 +1,5 @@
 """Independent checks of `moco export` and `moco embed`, for
-tests/train/evaluate_test.
+tests/train/export_test.
 
 Usage: check_export.py ARCH EXPORT.pth EXPORT.safetensors FEATS.npy CIFAR_TEST.bin MEAN STD CKPT
  - torch.load(CKPT) (moco pretrain's checkpoint): its module.encoder_q.*

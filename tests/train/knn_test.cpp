@@ -44,11 +44,4 @@ TEST(Knn, EvaluateCountsTop1AndTop5) {
   EXPECT_EQ(r.test_size, 4);
 }
 
-TEST(Knn, SubsetIndicesAreEvenlySpaced) {
-  EXPECT_TRUE(subset_indices(10, 0).equal(torch::arange(10)));
-  EXPECT_TRUE(subset_indices(10, 20).equal(torch::arange(10)));
-  auto s = subset_indices(100, 4);
-  EXPECT_TRUE(s.equal(torch::tensor({0, 33, 66, 99}, torch::kInt64)));
-}
-
 }  // namespace moco::train

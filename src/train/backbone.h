@@ -58,22 +58,9 @@ void check_channels(const Backbone& b, const data::ImageSet& set,
 std::vector<std::string> changed_backbone_tensors(const Backbone& b,
                                                   models::ResNet& net);
 
-// `moco export`: the backbone as a plain state dict that
-// torchvision.models.<arch>().load_state_dict(sd, strict=False) takes with
-// only fc.weight / fc.bias missing ("torchvision", torch.save's zip format),
-// or the same tensors as safetensors ("safetensors").
-void export_backbone(const std::string& checkpoint, const std::string& format,
-                     const std::string& output);
-
 // A module's parameters and buffers (on the CPU) as a state dict with
 // `prefix` before each name ("module." for the official layouts).
 c10::impl::GenericDict prefixed_state_dict(const torch::nn::Module& module,
                                            const std::string& prefix);
-
-// The input normalisation pretraining used for this dataset: per-channel
-// statistics of (up to 10k) training images for small in-memory images,
-// ImageNet's for image files (0.449 / 0.226 for one channel).
-std::pair<std::vector<double>, std::vector<double>> data_normalization(
-    const data::ImageSet& train);
 
 }  // namespace moco::train

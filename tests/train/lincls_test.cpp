@@ -1,12 +1,12 @@
-// Downstream commands as a user runs them (lincls, knn, embed, export),
-// with Python torch/torchvision as the independent client.
-#include "train/evaluate.h"
+// lincls and knn as a user runs them, with Python torch/torchvision as the
+// independent client.
+#include "train/lincls.h"
 
 #include <fmt/format.h>
 
 #include "../support.h"
 #include "data/dataset.h"
-#include "train/pretrained.h"
+#include "train/backbone.h"
 
 namespace moco::train {
 namespace {
@@ -17,73 +17,11 @@ test::CommandResult moco(const std::string& args, const fs::path& dir) {
   return test::run_moco(args, dir);
 }
 
-// CIFAR-10 binaries: n training and n/2 test images of 32 x 32, the class a
-// bright horizontal band.
-void write_cifar(const fs::path& dir, int n) {
-  fs::create_directories(dir);
-  auto make = [&](int count, unsigned seed) {
-    std::string bytes;
-    std::mt19937 rng(seed);
-    for (int i = 0; i < count; ++i) {
-      const int label = i % 4;
-      bytes.push_back(static_cast<char>(label));
-      for (int c = 0; c < 3; ++c) {
-        for (int y = 0; y < 32; ++y) {
-          for (int x = 0; x < 32; ++x) {
-            const bool band = y / 8 == label;
-            bytes.push_back(static_cast<char>(band ? 200 + rng() % 40 : rng() % 60));
-          }
-        }
-      }
-    }
-    return bytes;
-  };
-  for (int b = 1; b <= 5; ++b) {
-    test::write_file(dir / ("data_batch_" + std::to_string(b) + ".bin"),
-                     make(n / 5, b));
-  }
-  test::write_file(dir / "test_batch.bin", make(n / 2, 9));
-}
-
 const char* kTiny =
     " -b 8 --bn-splits 2 --moco-k 16 --epochs 1 --threads 2 -j 1 "
     "--knn-k 5 --no-progress --output ";
 
-TEST(Evaluate, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
-  auto dir = test::scratch_dir("export");
-  write_cifar(dir / "cifar", 40);
-  auto r = moco("pretrain '" + (dir / "cifar").string() +
-                    "' -a resnet50 --stem imagenet --max-steps 1" + kTiny + "'" +
-                    (dir / "run").string() + "'",
-                dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  const auto ckpt = (dir / "run" / "checkpoint.pth.tar").string();
-  const auto pth = (dir / "r50.pth").string();
-  const auto st = (dir / "r50.safetensors").string();
-  const auto npy = (dir / "feats.npy").string();
-  ASSERT_EQ(moco("export '" + ckpt + "' '" + pth + "'", dir).rc, 0);
-  r = moco("export '" + ckpt + "' '" + st + "' --format safetensors", dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  r = moco("embed '" + (dir / "cifar").string() + "' --pretrained '" + ckpt +
-               "' --split test -o '" + npy + "' --threads 2",
-           dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  const auto listing = test::read_text(dir / "feats.txt");
-  EXPECT_EQ(std::count(listing.begin(), listing.end(), '\n'), 20);
-  EXPECT_NE(listing.find("\t3\n"), std::string::npos) << listing;
-  auto splits = data::open_dataset((dir / "cifar").string());
-  auto [mean, std] = data_normalization(splits.train);
-  auto csv = [](const std::vector<double>& v) {
-    return fmt::format("{:.17g},{:.17g},{:.17g}", v[0], v[1], v[2]);
-  };
-  test::run_python("check_export.py",
-                   "resnet50 '" + pth + "' '" + st + "' '" + npy + "' '" +
-                       (dir / "cifar" / "test_batch.bin").string() + "' " +
-                       csv(mean) + " " + csv(std) + " '" + ckpt + "'",
-                   dir);
-}
-
-TEST(Evaluate, LinclsTrainsOnlyFcAndResumesAndEvaluates) {
+TEST(Lincls, LinclsTrainsOnlyFcAndResumesAndEvaluates) {
   auto dir = test::scratch_dir("lincls");
   fs::create_directories(dir / "data");
   test::write_idx_dataset(dir / "data", 64, 16, 4);
@@ -137,10 +75,10 @@ TEST(Evaluate, LinclsTrainsOnlyFcAndResumesAndEvaluates) {
   EXPECT_NE(r.out.find("knn top-1"), std::string::npos) << r.out;
 }
 
-TEST(Evaluate, PythonReleaseFilesFeedLinclsAndKnn) {
+TEST(Lincls, PythonReleaseFilesFeedLinclsAndKnn) {
   auto dir = test::scratch_dir("release");
   test::run_python("make_torch_files.py", "'" + dir.string() + "'", dir);
-  write_cifar(dir / "cifar", 40);
+  test::write_cifar(dir / "cifar", 40);
   for (const char* f : {"release_zip.pth.tar", "release_legacy.pth.tar"}) {
     const auto ckpt = (dir / f).string();
     auto r = moco("knn '" + (dir / "cifar").string() + "' --pretrained '" +
@@ -163,10 +101,10 @@ TEST(Evaluate, PythonReleaseFilesFeedLinclsAndKnn) {
   EXPECT_FALSE(b.options.small_stem());
 }
 
-TEST(Evaluate, BadInputNamesTheFileOrFlag) {
+TEST(Lincls, BadInputNamesTheFileOrFlag) {
   auto dir = test::scratch_dir("bad");
   test::run_python("make_torch_files.py", "'" + dir.string() + "'", dir);
-  write_cifar(dir / "cifar", 40);
+  test::write_cifar(dir / "cifar", 40);
   const auto cifar = (dir / "cifar").string();
   const auto ckpt = (dir / "release_zip.pth.tar").string();
   // Another architecture than asked for.

@@ -1,4 +1,4 @@
-#include "train/pretrained.h"
+#include "train/backbone.h"
 
 #include <torch/torch.h>
 
@@ -7,8 +7,6 @@
 
 #include "data/dataset.h"
 #include "io/checkpoint.h"
-#include "io/tensor_files.h"
-#include "train/knn.h"
 
 namespace moco::train {
 
@@ -201,52 +199,6 @@ std::vector<std::string> changed_backbone_tensors(const Backbone& b,
   for (const auto& p : net->named_parameters()) check(p.key(), p.value());
   for (const auto& p : net->named_buffers()) check(p.key(), p.value());
   return changed;
-}
-
-void export_backbone(const std::string& checkpoint, const std::string& format,
-                     const std::string& output) {
-  TORCH_CHECK(format == "torchvision" || format == "safetensors",
-              "expected --format torchvision or safetensors, got '", format,
-              "'");
-  TORCH_CHECK(!output.empty(), "expected an output path");
-  const auto b = load_backbone(checkpoint);
-  // In the model's own order (conv1, bn1, layer1..4), as torchvision's
-  // state_dict() lists them.
-  auto net = make_classifier(b, 1);
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (const auto& p : net->named_parameters()) {
-    if (p.key().rfind("fc.", 0) != 0) tensors.emplace_back(p.key(), p.value().detach());
-  }
-  for (const auto& p : net->named_buffers()) {
-    if (p.key().rfind("fc.", 0) != 0) tensors.emplace_back(p.key(), p.value());
-  }
-  if (format == "safetensors") {
-    io::write_safetensors(output, tensors,
-                          {{"format", "pt"},
-                           {"arch", b.options.arch()},
-                           {"source", checkpoint}});
-    return;
-  }
-  c10::impl::GenericDict sd(c10::StringType::get(), c10::TensorType::get());
-  for (const auto& [k, v] : tensors) sd.insert(k, v.contiguous());
-  io::save_pickle(output, sd);
-}
-
-std::pair<std::vector<double>, std::vector<double>> data_normalization(
-    const data::ImageSet& set) {
-  const bool small = !set.on_disk() && set.height() <= 64 && set.width() <= 64;
-  if (small) {
-    auto idx = subset_indices(set.size(), 10000);
-    auto x = set.images.index_select(0, idx).to(torch::kFloat64).div_(255.0);
-    auto mean = x.mean({0, 2, 3});
-    auto std = x.std({0, 2, 3});
-    return {std::vector<double>(mean.data_ptr<double>(),
-                                mean.data_ptr<double>() + mean.numel()),
-            std::vector<double>(std.data_ptr<double>(),
-                                std.data_ptr<double>() + std.numel())};
-  }
-  if (set.channels() == 1) return {{0.449}, {0.226}};
-  return {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
 }
 
 }  // namespace moco::train

@@ -1,10 +1,10 @@
-#include "cli/progress.h"
+#include "core/progress.h"
 
 #include <cstdio>
 
 #include <fmt/format.h>
 
-namespace moco::cli {
+namespace moco {
 
 ProgressBar::ProgressBar(int64_t total, std::string label, bool enabled)
     : total_(total),
@@ -47,4 +47,4 @@ void ProgressBar::finish() {
   std::fflush(stderr);
 }
 
-}  // namespace moco::cli
+}  // namespace moco

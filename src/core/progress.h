@@ -9,7 +9,7 @@
 #include <chrono>
 #include <string>
 
-namespace moco::cli {
+namespace moco {
 
 class ProgressBar {
  public:
@@ -28,4 +28,4 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-}  // namespace moco::cli
+}  // namespace moco

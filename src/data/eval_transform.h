@@ -1,0 +1,57 @@
+// What evaluation (kNN, lincls, embed) does to an image before the network,
+// decided in one place: image files get Resize(crop * 256/224) and
+// CenterCrop(crop), as the official evaluation; in-memory images are used at
+// their own size; both are normalised with the statistics pretraining used
+// for the dataset.
+//
+//   auto t = moco::data::eval_transform(splits.train);   // crop 224 for files
+//   torch::Tensor x = t.load(splits.train, torch::arange(0, 256));
+#pragma once
+
+#include <torch/types.h>
+
+#include <utility>
+#include <vector>
+
+namespace moco::data {
+
+struct ImageSet;
+
+// The small-image rule: in-memory images of at most 64 x 64 px (IDX,
+// CIFAR) get the small-image stem, crops at their own size and their own
+// per-channel statistics.
+bool is_small(const ImageSet& set);
+
+// The input normalisation pretraining uses for a dataset: per-channel
+// statistics of (up to 10k) training images for small images, ImageNet's
+// otherwise (0.449 / 0.226 for one channel).
+std::pair<std::vector<double>, std::vector<double>> normalization(
+    const ImageSet& train);
+
+// uint8 N x C x H x W -> float, [0, 1], (x - mean) / std per channel.
+torch::Tensor normalize_images(const torch::Tensor& u8,
+                               const std::vector<double>& mean,
+                               const std::vector<double>& std);
+
+// Evenly spaced indices selecting `count` of n samples (all when count <= 0
+// or count >= n): a fixed, class-balanced-in-expectation subset.
+torch::Tensor subset_indices(int64_t n, int64_t count);
+
+struct EvalTransform {
+  int64_t crop = 224;  // image files only
+  std::vector<double> mean, std;
+  // Normalised float images of set[indices]. An unreadable file raises, or,
+  // when `readable` is given, comes out black and false there (bool N).
+  torch::Tensor load(const ImageSet& set, const torch::Tensor& indices,
+                     torch::Tensor* readable = nullptr) const;
+};
+
+// The evaluation crop the commands use: 224 for image files, the images'
+// own size in memory.
+int64_t eval_crop(const ImageSet& set);
+
+// The transform for a dataset whose training split is `train`; crop 0 means
+// 224 (the official evaluation crop).
+EvalTransform eval_transform(const ImageSet& train, int64_t crop = 0);
+
+}  // namespace moco::data

@@ -1,0 +1,275 @@
+#include "train/lincls.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/eval_transform.h"
+#include "data/loader.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "models/moco.h"
+#include "train/backbone.h"
+#include "train/runtime.h"
+#include "train/sgd.h"
+
+namespace moco::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Accuracy {
+  double top1 = 0, top5 = 0;
+};
+
+Accuracy evaluate(models::ResNet& net, const data::ImageSet& set,
+                  const data::EvalTransform& transform, int64_t batch,
+                  const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  const int64_t n = set.size();
+  double c1 = 0, c5 = 0;
+  for (int64_t i = 0; i < n; i += batch) {
+    auto idx = torch::arange(i, std::min(n, i + batch));
+    auto logits = net->forward(transform.load(set, idx).to(device)).cpu();
+    auto acc = models::topk_accuracy(logits, set.labels.index_select(0, idx),
+                                     {1, 5});
+    c1 += acc[0] * idx.size(0) / 100.0;
+    c5 += acc[1] * idx.size(0) / 100.0;
+  }
+  return {100.0 * c1 / n, 100.0 * c5 / n};
+}
+
+c10::impl::GenericDict new_dict() {
+  return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get());
+}
+
+// main_lincls.py's checkpoint: the whole classifier as module.*, the
+// optimizer over fc's two tensors.
+void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
+                 int64_t next_epoch, double best_acc1, const LinclsOptions& o) {
+  auto ckpt = new_dict();
+  ckpt.insert("epoch", next_epoch);
+  ckpt.insert("arch", net->options().arch());
+  ckpt.insert("state_dict", prefixed_state_dict(*net, "module."));
+  ckpt.insert("best_acc1", best_acc1);
+  ckpt.insert("optimizer", sgd_state_dict(sgd));
+  ckpt.insert("pretrained", o.pretrained());
+  io::save_pickle(path, ckpt);
+}
+
+// The linear classifier and what lincls needs around it.
+struct Classifier {
+  Backbone pretrained;
+  models::ResNet net{nullptr};
+  std::unique_ptr<Sgd> sgd;
+  int64_t start_epoch = 0;
+  double best_acc1 = 0;
+};
+
+Classifier make_linear_classifier(const LinclsOptions& o,
+                                  const data::ImageSet& train_set,
+                                  int64_t classes) {
+  Classifier c;
+  // The backbone: from --pretrained, or the classifier being resumed.
+  c.pretrained = load_backbone(o.pretrained().empty() ? o.resume() : o.pretrained());
+  TORCH_CHECK(o.arch().empty() || o.arch() == c.pretrained.options.arch(),
+              "--arch ", o.arch(), " given, but ", c.pretrained.path,
+              " holds a ", c.pretrained.options.arch());
+  check_channels(c.pretrained, train_set, o.data());
+  c.net = make_classifier(c.pretrained, classes);
+  std::vector<torch::Tensor> fc_params;
+  for (auto& p : c.net->named_parameters()) {
+    // Freeze all but fc, as main_lincls.py.
+    if (p.key() == "fc.weight" || p.key() == "fc.bias") {
+      fc_params.push_back(p.value());
+    } else {
+      p.value().set_requires_grad(false);
+    }
+  }
+  c.sgd = std::make_unique<Sgd>(
+      fc_params,
+      SgdOptions().lr(o.lr()).momentum(o.momentum()).weight_decay(o.wd()));
+  c.start_epoch = o.start_epoch();
+  return c;
+}
+
+void resume_classifier(Classifier& c, const LinclsOptions& o) {
+  const Backbone resumed =
+      o.pretrained().empty() ? c.pretrained : load_backbone(o.resume());
+  auto params = c.net->named_parameters();
+  TORCH_CHECK(resumed.head.count("fc.weight") &&
+                  resumed.head.at("fc.weight").sizes() ==
+                      params["fc.weight"].sizes(),
+              "expected a linear classifier checkpoint with fc.weight of ",
+              params["fc.weight"].sizes(), " in ", o.resume());
+  {
+    torch::NoGradGuard no_grad;
+    params["fc.weight"].copy_(resumed.head.at("fc.weight"));
+    params["fc.bias"].copy_(resumed.head.at("fc.bias"));
+  }
+  const auto top = io::load_pickle(o.resume()).toGenericDict();
+  if (top.contains("epoch")) c.start_epoch = top.at("epoch").toInt();
+  if (top.contains("best_acc1")) c.best_acc1 = top.at("best_acc1").toDouble();
+  if (top.contains("optimizer")) {
+    sgd_load_state(*c.sgd, top.at("optimizer"), o.resume());
+  }
+  log_info("resumed ", o.resume(), " at epoch ", c.start_epoch,
+           " (best acc@1 so far ", c.best_acc1, ")");
+}
+
+// One epoch of fc training; returns the mean loss.
+double train_epoch(Classifier& c, data::TwoViewLoader& loader,
+                   const LinclsOptions& o, int64_t epoch, double lr,
+                   const torch::Device& device) {
+  const int64_t steps = loader.batches_per_epoch();
+  // The backbone stays in eval mode: BN statistics are not updated.
+  c.net->eval();
+  loader.start_epoch(epoch);
+  const bool bar_on = o.progress() && stderr_is_tty();
+  ProgressBar bar(steps, fmt::format("lincls {}/{}", epoch + 1, o.epochs()), bar_on);
+  double loss_sum = 0;
+  int64_t n = 0;
+  while (auto batch = loader.next()) {
+    auto x = batch->view_q.to(device, true);
+    auto y = batch->labels.to(device, true);
+    auto loss = torch::nn::functional::cross_entropy(c.net->forward(x), y);
+    c.sgd->zero_grad();
+    loss.backward();
+    c.sgd->step();
+    const double l = loss.item<double>();
+    TORCH_CHECK(std::isfinite(l), "non-finite loss (", l, ") at epoch ", epoch,
+                "; try a lower --lr");
+    loss_sum += l;
+    ++n;
+    if (n % o.print_freq() == 0 || n == steps) {
+      bar.update(n, fmt::format("loss {:.4f} lr {:.4g}", l, lr));
+      if (!bar_on) {
+        log_info(fmt::format("lincls epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}",
+                             epoch + 1, o.epochs(), n, steps, l, lr));
+      }
+    }
+    if (o.max_steps() > 0 && n >= o.max_steps()) break;
+  }
+  bar.finish();
+  return n ? loss_sum / n : 0.0;
+}
+
+// main_lincls.py's training transform: RandomResizedCrop + flip, one view.
+std::unique_ptr<data::TwoViewLoader> make_loader(const LinclsOptions& o,
+                                                 const data::ImageSet& train_set,
+                                                 const data::EvalTransform& t,
+                                                 const torch::Device& device) {
+  auto augment = data::AugmentOptions()
+                     .size(t.crop)
+                     .scale_min(0.08)
+                     .jitter_p(0)
+                     .grayscale_p(0)
+                     .blur_p(0)
+                     .mean(t.mean)
+                     .std(t.std);
+  return std::make_unique<data::TwoViewLoader>(
+      std::make_shared<data::ImageSet>(train_set), augment,
+      data::LoaderOptions()
+          .batch_size(std::min(o.batch_size(), train_set.size()))
+          .workers(resolve_workers(o.workers()))
+          .seed(static_cast<uint64_t>(o.seed()))
+          .views(1)
+          .drop_last(false)
+          .pin_memory(device.is_cuda()));
+}
+
+}  // namespace
+
+LinclsResult run_lincls(const LinclsOptions& o) {
+  validate_flags(o);
+  TORCH_CHECK(!o.pretrained().empty() || !o.resume().empty(),
+              "expected --pretrained CKPT (a pretraining checkpoint) or ",
+              "--resume CKPT (a linear classifier checkpoint)");
+  use_threads(o.threads());
+  const auto device = resolve_device(o.device());
+  torch::manual_seed(static_cast<uint64_t>(o.seed()));
+
+  auto splits = data::open_dataset(o.data(),
+                                   data::OpenOptions().channels(o.channels()));
+  data::require_labels(splits, o.data(), "lincls");
+  const data::ImageSet& train_set = splits.labelled_train();
+  const data::ImageSet& val_set = *splits.test;
+  const int64_t classes = std::max(train_set.num_classes, val_set.num_classes);
+  const auto transform =
+      data::eval_transform(train_set, data::eval_crop(train_set));
+
+  Classifier c = make_linear_classifier(o, train_set, classes);
+  if (!o.resume().empty()) resume_classifier(c, o);
+  c.net->to(device);
+  for (auto& b : c.sgd->momentum_buffers()) b = b.to(device);
+  log_info("lincls: ", c.pretrained.kind, " ", c.pretrained.path, ": ",
+           c.pretrained.options.arch(),
+           c.pretrained.options.small_stem() ? " (small-image stem)" : "",
+           ", features ", c.net->feature_dim(), ", ", classes, " classes; data ",
+           train_set.description, " (", train_set.size(), ") / ",
+           val_set.description, " (", val_set.size(), ")");
+
+  LinclsResult result;
+  if (o.evaluate()) {
+    const auto acc = evaluate(c.net, val_set, transform, o.batch_size(), device);
+    log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
+    result.acc1 = result.best_acc1 = acc.top1;
+    result.acc5 = acc.top5;
+    return result;
+  }
+
+  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty());
+  const std::string best_path =
+      (fs::path(o.output()) / "model_best.pth.tar").string();
+  io::MetricsWriter metrics((fs::path(o.output()) / "metrics.jsonl").string());
+  metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
+                                 train_set.description});
+
+  auto loader = make_loader(o, train_set, transform, device);
+  for (int64_t epoch = c.start_epoch; epoch < o.epochs(); ++epoch) {
+    const double lr =
+        learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
+    c.sgd->set_lr(lr);
+    const auto t0 = Clock::now();
+    const double loss = train_epoch(c, *loader, o, epoch, lr, device);
+    const auto acc = evaluate(c.net, val_set, transform, o.batch_size(), device);
+    const bool is_best = acc.top1 > c.best_acc1;
+    c.best_acc1 = std::max(c.best_acc1, acc.top1);
+    result.acc1 = acc.top1;
+    result.acc5 = acc.top5;
+    result.best_acc1 = c.best_acc1;
+    ++result.epochs_done;
+    const double secs = seconds_since(t0);
+    log_info(fmt::format(
+        "lincls epoch {}/{}: loss {:.4f}, val Acc@1 {:.3f} Acc@5 {:.3f} (best "
+        "{:.3f}), {:.1f}s",
+        epoch + 1, o.epochs(), loss, acc.top1, acc.top5, c.best_acc1, secs));
+    metrics.write(io::LinclsRecord{epoch, lr, loss, acc.top1, acc.top5, secs});
+    save_lincls(ckpt_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
+    if (is_best) save_lincls(best_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
+  }
+  result.checkpoint = ckpt_path;
+  result.best = best_path;
+  if (!o.pretrained().empty()) {
+    // main_lincls.py's sanity_check: only fc may have changed.
+    c.net->to(torch::kCPU);
+    const auto changed = changed_backbone_tensors(c.pretrained, c.net);
+    TORCH_CHECK(changed.empty(), "sanity check failed: the backbone changed (",
+                changed.front(), ", ", changed.size(), " tensors in all)");
+    log_info("sanity check passed: the backbone equals ", o.pretrained());
+  }
+  log_info(fmt::format("lincls: best val Acc@1 {:.3f}, last Acc@1 {:.3f} "
+                       "Acc@5 {:.3f}; checkpoint {}",
+                       c.best_acc1, result.acc1, result.acc5, ckpt_path));
+  return result;
+}
+
+}  // namespace moco::train

@@ -1,0 +1,442 @@
+#include "train/options.h"
+
+#include <c10/util/Exception.h>
+
+#include <map>
+
+namespace moco::train {
+
+namespace {
+
+using args::Style;
+using C = Command;
+
+template <class O, class Member>
+void bind_one(Arg& a, Member member) {
+  if constexpr (std::is_invocable_v<Member, O&>) {
+    std::get<std::optional<args::Field<O>>>(a.fields) = args::field<O>(member);
+  } else {
+    TORCH_INTERNAL_ASSERT(false, a.names, " is listed for a command whose ",
+                          "options have no such member");
+  }
+}
+
+template <class Member>
+void bind(Arg& a, Command c, Member m) {
+  switch (c) {
+    case C::pretrain: bind_one<PretrainOptions>(a, m); break;
+    case C::lincls: bind_one<LinclsOptions>(a, m); break;
+    case C::knn: bind_one<KnnCommandOptions>(a, m); break;
+    case C::embed: bind_one<EmbedOptions>(a, m); break;
+    case C::export_: bind_one<ExportOptions>(a, m); break;
+    case C::report: bind_one<ReportOptions>(a, m); break;
+    case C::bench_data: bind_one<BenchDataOptions>(a, m); break;
+    case C::sweep: bind_one<SweepOptions>(a, m); break;
+  }
+}
+
+// One table entry: names, the member it sets, the commands that take it.
+template <class Member>
+Arg arg(std::string names, Member member, std::vector<Command> commands,
+        std::string help) {
+  Arg a;
+  a.names = std::move(names);
+  a.help = std::move(help);
+  a.commands = std::move(commands);
+  for (Command c : a.commands) bind(a, c, member);
+  return a;
+}
+
+// Common command groups.
+const std::vector<Command> kEvalCommands = {C::pretrain, C::lincls, C::knn, C::embed};
+const std::vector<Command> kTrainCommands = {C::pretrain, C::lincls};
+
+// Long by design: the table is one declaration per flag, read top to
+// bottom; splitting it would scatter what it exists to keep in one place.
+std::vector<Arg> make_table() {
+  using namespace args;
+  std::vector<Arg> t;
+  auto add = [&t](Arg a) { t.push_back(std::move(a)); };
+
+  // ---- Data and the machine (several commands) ----------------------------
+  add(arg("data,--data", MOCO_MEMBER(data),
+          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          "dataset: a folder of images (DIR/train/<class>/..., DIR/<class>/..., "
+          "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
+          "listing image paths (optional label after each), or IDX "
+          "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries")
+          .required_for({C::embed, C::bench_data}));
+  add(arg("-j,--workers", MOCO_MEMBER(workers),
+          {C::pretrain, C::lincls, C::bench_data},
+          "data loading threads (-1: one per core beyond the first, at least "
+          "1; bench-data: all cores)")
+          .check({at_least(-1)})
+          .persist_as(Persist::record));
+  add(arg("--threads", MOCO_MEMBER(threads),
+          {C::pretrain, C::lincls, C::knn, C::embed, C::sweep},
+          "intra-op threads for the network (0: all cores, or this process's "
+          "share of them; sweep: the cores its points share)")
+          .check({non_negative()})
+          .persist_as(Persist::record));
+  add(arg("--device", MOCO_MEMBER(device), kEvalCommands, "cpu | cuda | cuda:N")
+          .persist_as(Persist::record));
+  add(arg("--channels", MOCO_MEMBER(channels),
+          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
+          "files: 3)")
+          .check({one_of({"0", "1", "3"})}));
+  add(arg("-b,--batch-size", MOCO_MEMBER(batch_size),
+          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          "mini-batch size (pretrain: the global batch over all processes, as "
+          "the official code on one node, each of N processes taking b/N; "
+          "knn, embed: images per forward pass)")
+          .check({positive()}));
+  add(arg("-o,--output", MOCO_MEMBER(output),
+          {C::pretrain, C::lincls, C::embed, C::sweep},
+          "where results go: the run's folder (pretrain, lincls: checkpoints "
+          "and metrics.jsonl; sweep: a sub-folder per point and the sweep's "
+          "tables and charts), or the .npy file (embed)")
+          .persist_as(Persist::record));
+  add(arg("--seed", MOCO_MEMBER(seed), kTrainCommands,
+          "seed for initialisation and data"));
+  add(arg("--no-progress", MOCO_MEMBER(progress), kTrainCommands,
+          "plain log lines even on a terminal (default: a progress bar there)")
+          .style_as(Style::negated)
+          .persist_as(Persist::record));
+  add(arg("--pretrained", MOCO_MEMBER(pretrained), {C::lincls, C::knn, C::embed},
+          "pretraining checkpoint (ours, the official releases', a "
+          "main_lincls.py checkpoint or a torchvision state dict)")
+          .required_for({C::knn, C::embed}));
+
+  // ---- Optimisation (main_moco.py / main_lincls.py) -------------------------
+  add(arg("-a,--arch", MOCO_MEMBER(arch), kTrainCommands,
+          "resnet18 | resnet34 | resnet50 | resnet101 (lincls: check the "
+          "checkpoint holds it; default: whatever it holds)"));
+  add(arg("--epochs", MOCO_MEMBER(epochs), kTrainCommands,
+          "number of total epochs to run")
+          .check({positive()}));
+  add(arg("--start-epoch", MOCO_MEMBER(start_epoch), kTrainCommands,
+          "manual epoch number (useful on restarts)")
+          .check({non_negative()})
+          .persist_as(Persist::record));
+  add(arg("--lr,--learning-rate", MOCO_MEMBER(lr), kTrainCommands,
+          "initial learning rate")
+          .check({positive()}));
+  add(arg("--schedule", MOCO_MEMBER(schedule), kTrainCommands,
+          "epochs at which to drop lr by 10x (without --cos)")
+          .check({each_non_negative("epochs")}));
+  add(arg("--momentum", MOCO_MEMBER(momentum), kTrainCommands, "SGD momentum")
+          .check({in_range(0, 1, true)}));
+  add(arg("--wd,--weight-decay", MOCO_MEMBER(wd), kTrainCommands,
+          "weight decay")
+          .check({non_negative()}));
+  add(arg("-p,--print-freq", MOCO_MEMBER(print_freq), kTrainCommands,
+          "print frequency (steps)")
+          .check({positive()})
+          .persist_as(Persist::record));
+  add(arg("--resume", MOCO_MEMBER(resume), kTrainCommands,
+          "checkpoint to continue from (pretrain: its saved flags are the "
+          "defaults, flags given again override them; lincls: with -e, the "
+          "classifier to evaluate)")
+          .persist_as(Persist::record));
+  add(arg("--cos", MOCO_MEMBER(cos), kTrainCommands, "use cosine lr schedule")
+          .style_as(Style::flag));
+  add(arg("--max-steps", MOCO_MEMBER(max_steps), kTrainCommands,
+          "stop after N optimizer steps (lincls: per epoch; 0: no limit)")
+          .check({non_negative()})
+          .persist_as(Persist::record));
+
+  // ---- MoCo (main_moco.py) ----------------------------------------------------
+  add(arg("--preset", MOCO_MEMBER(preset), {C::pretrain},
+          "defaults for the flags you do not give: quick (the README's run), "
+          "cifar (official CIFAR demo), v1, v2 (official MoCo v2: --mlp "
+          "--moco-t 0.2 --aug-plus --cos), none; auto = quick without DATA, "
+          "none with it")
+          .check({one_of({"auto", "quick", "cifar", "v1", "v2", "none"})})
+          .persist_as(Persist::record));
+  add(arg("--moco-dim", MOCO_MEMBER(moco_dim), {C::pretrain}, "feature dimension")
+          .check({positive()}));
+  add(arg("--moco-k", MOCO_MEMBER(moco_k), {C::pretrain},
+          "queue size; number of negative keys")
+          .check({positive()}));
+  add(arg("--moco-m", MOCO_MEMBER(moco_m), {C::pretrain},
+          "momentum of updating key encoder")
+          .check({in_range(0, 1, true)}));
+  add(arg("--moco-t", MOCO_MEMBER(moco_t), {C::pretrain}, "softmax temperature")
+          .check({positive()}));
+  add(arg("--mlp", MOCO_MEMBER(mlp), {C::pretrain}, "use mlp head (MoCo v2)")
+          .style_as(Style::flag));
+  add(arg("--aug-plus", MOCO_MEMBER(aug_plus), {C::pretrain},
+          "use moco v2 data augmentation (jitter p=0.8, blur)")
+          .style_as(Style::flag));
+  add(arg("--blur", MOCO_MEMBER(blur), {C::pretrain},
+          "with --aug-plus, Gaussian blur p=0.5 (on | off; off in the quick "
+          "and cifar presets)")
+          .style_as(Style::on_off));
+  add(arg("--bn-splits", MOCO_MEMBER(bn_splits), {C::pretrain},
+          "BatchNorm splits, simulating multi-GPU BN for shuffle-BN")
+          .check({positive()}));
+  add(arg("--shuffle-bn", MOCO_MEMBER(shuffle_bn), {C::pretrain},
+          "shuffle the key batch across the BN splits before f_k (on | off; "
+          "off keeps split-BN without the shuffle, to ablate it)")
+          .style_as(Style::on_off));
+  add(arg("--symmetric", MOCO_MEMBER(symmetric), {C::pretrain},
+          "symmetric loss (both views as query), as the CIFAR demo")
+          .style_as(Style::flag));
+  add(arg("--stem", MOCO_MEMBER(stem), {C::pretrain},
+          "auto (small for in-memory images <= 64 px) | small (3x3 conv1, no "
+          "max-pool) | imagenet")
+          .check({one_of({"auto", "small", "imagenet"})}));
+  add(arg("--width", MOCO_MEMBER(width), {C::pretrain},
+          "ResNet base width (64 = torchvision's shapes)")
+          .check({positive()}));
+  add(arg("--crop-size", MOCO_MEMBER(crop_size), {C::pretrain, C::bench_data},
+          "RandomResizedCrop size (pretrain: 0 = the image size if <= 64 px, "
+          "else 224)")
+          .check({non_negative()}));
+  add(arg("--strict-data", MOCO_MEMBER(strict_data), {C::pretrain},
+          "an unreadable image file stops the run (default: skip it with a "
+          "warning)")
+          .style_as(Style::flag));
+  add(arg("--amp", MOCO_MEMBER(amp), {C::pretrain},
+          "mixed precision: off | bf16 | fp16 | auto (autocast for the "
+          "encoders; loss, softmax, queue and momentum update stay fp32; fp16 "
+          "needs CUDA and scales the loss; auto: bf16 on a CPU that computes "
+          "bf16 natively (AVX512-BF16 or AMX), else off)")
+          .check({one_of({"off", "bf16", "fp16", "auto"})}));
+  add(arg("--channels-last", MOCO_MEMBER(channels_last), {C::pretrain},
+          "channels-last (NHWC) activations and weights (for GPUs; measure "
+          "before using it on a CPU)")
+          .style_as(Style::flag)
+          .persist_as(Persist::record));
+
+  // ---- kNN monitor / command --------------------------------------------------
+  add(arg("--knn-k", MOCO_MEMBER(knn_k), {C::pretrain, C::knn}, "kNN: neighbours")
+          .check({positive()}));
+  add(arg("--knn-t", MOCO_MEMBER(knn_t), {C::pretrain, C::knn}, "kNN: temperature")
+          .check({positive()}));
+  add(arg("--knn-freq", MOCO_MEMBER(knn_freq), {C::pretrain},
+          "kNN monitor every N epochs (0: at the end only)")
+          .check({non_negative()}));
+  add(arg("--knn-bank", MOCO_MEMBER(knn_bank), {C::pretrain, C::knn},
+          "kNN: training images in the bank, evenly spaced (0: all)")
+          .check({non_negative()}));
+  add(arg("--knn-test", MOCO_MEMBER(knn_test), {C::pretrain, C::knn},
+          "kNN: test images scored, evenly spaced (0: all)")
+          .check({non_negative()}));
+  add(arg("--knn-init", MOCO_MEMBER(knn_init), {C::pretrain},
+          "also score the untrained encoder before training (on | off)")
+          .style_as(Style::on_off));
+  add(arg("--knn-pixels", MOCO_MEMBER(knn_pixels), {C::pretrain},
+          "also score raw pixels with the same bank and test images, for "
+          "reference on the last line (on | off)")
+          .style_as(Style::on_off));
+
+  // ---- Distributed (official names) ---------------------------------------------
+  add(arg("--dist-url", MOCO_MEMBER(dist_url), {C::pretrain},
+          "rendezvous tcp://HOST:PORT (default: MASTER_ADDR/MASTER_PORT from "
+          "torchrun or the environment)")
+          .persist_as(Persist::record));
+  add(arg("--dist-backend", MOCO_MEMBER(dist_backend), {C::pretrain},
+          "gloo (CPU) | nccl (CUDA)")
+          .check({one_of({"gloo", "nccl"})})
+          .persist_as(Persist::record));
+  add(arg("--world-size", MOCO_MEMBER(world_size), {C::pretrain},
+          "number of nodes for distributed training (official meaning; "
+          "torchrun and SLURM set everything themselves)")
+          .check({at_least(-1)})
+          .persist_as(Persist::record));
+  add(arg("--rank", MOCO_MEMBER(rank), {C::pretrain},
+          "node rank for distributed training")
+          .check({at_least(-1)})
+          .persist_as(Persist::record));
+  add(arg("--multiprocessing-distributed",
+          MOCO_MEMBER(multiprocessing_distributed), {C::pretrain},
+          "start one process per GPU on this node (per --nproc-per-node on "
+          "CPU)")
+          .style_as(Style::flag)
+          .persist_as(Persist::record));
+  add(arg("--nproc-per-node", MOCO_MEMBER(nproc_per_node), {C::pretrain},
+          "start this many processes here, each a rank (0: run in this "
+          "process)")
+          .check({non_negative()})
+          .persist_as(Persist::record));
+  add(arg("--dist-timeout", MOCO_MEMBER(dist_timeout), {C::pretrain},
+          "seconds a collective may wait for the other ranks before failing")
+          .check({positive()})
+          .persist_as(Persist::record));
+  add(arg("--sync-bn", MOCO_MEMBER(sync_bn), {C::pretrain},
+          "BatchNorm statistics over all processes (SyncBN) instead of "
+          "shuffle-BN")
+          .style_as(Style::flag));
+
+  // ---- lincls ---------------------------------------------------------------------
+  add(arg("-e,--evaluate", MOCO_MEMBER(evaluate), {C::lincls},
+          "evaluate the model on the test split and stop")
+          .style_as(Style::flag));
+
+  // ---- embed ----------------------------------------------------------------------
+  add(arg("--split", MOCO_MEMBER(split), {C::embed}, "train | test")
+          .check({one_of({"train", "test"})}));
+  add(arg("--head", MOCO_MEMBER(head), {C::embed},
+          "the projection head's output instead of the backbone's")
+          .style_as(Style::flag));
+
+  // ---- export, report ---------------------------------------------------------------
+  add(arg("checkpoint", MOCO_MEMBER(checkpoint), {C::export_},
+          "checkpoint or state dict")
+          .required_for({C::export_}));
+  add(arg("output", MOCO_MEMBER(file), {C::export_}, "file to write")
+          .required_for({C::export_}));
+  add(arg("--format", MOCO_MEMBER(format), {C::export_},
+          "torchvision | safetensors")
+          .check({one_of({"torchvision", "safetensors"})}));
+  add(arg("run", MOCO_MEMBER(run), {C::report}, "the --output folder of a run")
+          .required_for({C::report}));
+
+  // ---- bench-data -------------------------------------------------------------------
+  add(arg("--aug", MOCO_MEMBER(aug), {C::bench_data},
+          "v1 | v2 (official --aug-plus, with blur)")
+          .check({one_of({"v1", "v2"})}));
+  add(arg("--images", MOCO_MEMBER(images), {C::bench_data},
+          "images per measurement (0: all)")
+          .check({non_negative()}));
+  add(arg("--step-ms", MOCO_MEMBER(step_ms), {C::bench_data},
+          "also run with a simulated training step of this many ms per batch "
+          "and report the share of time spent waiting for data (0: skip)")
+          .check({non_negative()}));
+
+  // ---- sweep --------------------------------------------------------------------------
+  add(arg("--set", MOCO_MEMBER(set), {C::sweep},
+          "FLAG=V1,V2,...: one pretraining per value (repeat --set for the "
+          "product of several flags), e.g. --set moco-m=0,0.9,0.99")
+          .required_for({C::sweep}));
+  add(arg("--seeds", MOCO_MEMBER(seeds), {C::sweep},
+          "seeds, each point run once per seed (comma- or space-separated)")
+          .check({each_non_negative("seeds")}));
+  add(arg("--parallel", MOCO_MEMBER(parallel), {C::sweep},
+          "points run at once, splitting the cores between them")
+          .check({positive()}));
+  return t;
+}
+
+struct Preset {
+  const char* name;
+  const char* base;  // applied first; "" for none
+  std::vector<std::pair<const char*, const char*>> values;  // key, text
+};
+
+// Each preset lists only what it changes from its base.
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> table = {
+      // The official CIFAR-10 demo (moco/colab): ResNet-18, 200 epochs.
+      {"cifar", "",
+       {{"arch", "resnet18"}, {"epochs", "200"}, {"batch_size", "512"},
+        {"lr", "0.06"}, {"cos", "true"}, {"wd", "5e-4"}, {"moco_k", "4096"},
+        {"moco_m", "0.99"}, {"moco_t", "0.1"}, {"aug_plus", "true"},
+        {"blur", "off"}}},
+      // The README's default (moco pretrain without DATA): the CIFAR demo's
+      // recipe sized for minutes on 2 CPU cores (docs/results.md).
+      {"quick", "cifar",
+       {{"width", "16"}, {"epochs", "1"}, {"batch_size", "128"},
+        {"knn_bank", "10000"}, {"knn_test", "10000"}, {"knn_init", "on"},
+        {"knn_freq", "0"}}},
+      // main_moco.py as it is: MoCo v1.
+      {"v1", "", {}},
+      // MoCo v2: --mlp --moco-t 0.2 --aug-plus --cos.
+      {"v2", "",
+       {{"mlp", "true"}, {"moco_t", "0.2"}, {"aug_plus", "true"}, {"cos", "true"}}},
+      {"none", "", {}},
+  };
+  return table;
+}
+
+}  // namespace
+
+const char* command_name(Command c) {
+  switch (c) {
+    case C::pretrain: return "pretrain";
+    case C::lincls: return "lincls";
+    case C::knn: return "knn";
+    case C::embed: return "embed";
+    case C::export_: return "export";
+    case C::report: return "report";
+    case C::bench_data: return "bench-data";
+    case C::sweep: return "sweep";
+  }
+  return "?";
+}
+
+const std::vector<Arg>& arg_table() {
+  static const std::vector<Arg> table = make_table();
+  return table;
+}
+
+const Arg* find_arg(Command c, const std::string& key_or_flag) {
+  const std::string key = args::key_of(
+      key_or_flag.rfind("-", 0) == 0 ? key_or_flag : "--" + key_or_flag);
+  for (const Arg& a : arg_table()) {
+    if (a.key() != key) continue;
+    for (Command ac : a.commands) {
+      if (ac == c) return &a;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names = {"auto"};
+  for (const auto& p : presets()) names.push_back(p.name);
+  return names;
+}
+
+std::string resolve_preset(const std::string& name, bool data_given) {
+  if (name == "auto") return data_given ? "none" : "quick";
+  return name;
+}
+
+void apply_preset(const std::string& name, const std::set<std::string>& given,
+                  PretrainOptions& o) {
+  const Preset* p = nullptr;
+  for (const auto& q : presets()) {
+    if (name == q.name) p = &q;
+  }
+  TORCH_CHECK(p != nullptr, "expected --preset one of auto, quick, cifar, v1, ",
+              "v2, none, got '", name, "'");
+  if (*p->base) apply_preset(p->base, given, o);
+  for (const auto& [key, text] : p->values) {
+    if (given.count(key)) continue;
+    const Arg* a = find_arg(Command::pretrain, key);
+    TORCH_INTERNAL_ASSERT(a, "preset ", name, " sets unknown flag ", key);
+    set_flag(o, *a, text);
+  }
+}
+
+std::vector<std::string> restore_options(const nlohmann::json& saved,
+                                         const std::set<std::string>& given,
+                                         PretrainOptions& o) {
+  std::vector<std::string> changed;
+  for (const Arg& a : arg_table()) {
+    const auto& f = a.field<PretrainOptions>();
+    if (!f || a.persist != Persist::restore || !saved.contains(a.key())) continue;
+    const args::Value was = args::from_json(saved[a.key()], f->get(o), a.flag());
+    if (!given.count(a.key())) {
+      f->set(o, was);
+    } else if (was != f->get(o)) {
+      changed.push_back(a.flag() + " (" + args::to_string(was, a.style) +
+                        " -> " + args::to_string(f->get(o), a.style) + ")");
+    }
+  }
+  return changed;
+}
+
+nlohmann::json options_shared_by_ranks(const PretrainOptions& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Arg& a : arg_table()) {
+    const auto& f = a.field<PretrainOptions>();
+    if (f && a.persist == Persist::restore) j[a.key()] = args::to_json(f->get(o));
+  }
+  return j;
+}
+
+}  // namespace moco::train

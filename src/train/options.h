@@ -1,0 +1,280 @@
+// Every command's options, and the one table that declares each flag: its
+// names, the member it sets in each command's options, help, checks, and
+// whether a pretraining checkpoint saves it and --resume restores it. The
+// command line (cli/commands.cpp), --help, the presets, the checkpoint's
+// `moco_options` and --resume are all built from arg_table(); a flag's
+// default is its member's initialiser below, in one place.
+//
+//   PretrainOptions o;
+//   std::set<std::string> given = {"lr"};          // keys the user gave
+//   apply_preset("quick", given, o);               // fills the others
+//   nlohmann::json saved = options_to_json(o);     // what a checkpoint keeps
+//   validate_flags(o);                             // per-flag checks
+#pragma once
+
+#include <torch/arg.h>
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/args.h"
+#include "data/dataset.h"
+
+namespace moco::train {
+
+struct PretrainOptions {
+  // Official main_moco.py flags, with its defaults.
+  TORCH_ARG(std::string, data) = data::kDefaultDataset;
+  TORCH_ARG(std::string, arch) = "resnet50";
+  TORCH_ARG(int64_t, workers) = -1;  // -1: one per core beyond the first
+  TORCH_ARG(int64_t, epochs) = 200;
+  TORCH_ARG(int64_t, start_epoch) = 0;
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(double, lr) = 0.03;
+  TORCH_ARG(std::vector<int64_t>, schedule) = {120, 160};
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, wd) = 1e-4;
+  TORCH_ARG(int64_t, print_freq) = 10;
+  TORCH_ARG(std::string, resume) = "";
+  TORCH_ARG(int64_t, seed) = 0;
+  TORCH_ARG(int64_t, moco_dim) = 128;
+  TORCH_ARG(int64_t, moco_k) = 65536;
+  TORCH_ARG(double, moco_m) = 0.999;
+  TORCH_ARG(double, moco_t) = 0.07;
+  TORCH_ARG(bool, mlp) = false;
+  TORCH_ARG(bool, aug_plus) = false;
+  TORCH_ARG(bool, cos) = false;
+  // Ours.
+  TORCH_ARG(std::string, preset) = "auto";
+  TORCH_ARG(int64_t, threads) = 0;  // 0: all cores
+  TORCH_ARG(int64_t, bn_splits) = 8;
+  TORCH_ARG(bool, shuffle_bn) = true;     // permute the key batch before f_k
+  TORCH_ARG(bool, symmetric) = false;
+  TORCH_ARG(int64_t, max_steps) = 0;  // 0: no limit
+  TORCH_ARG(std::string, output) = "runs/pretrain";
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(std::string, stem) = "auto";  // auto | small | imagenet
+  TORCH_ARG(int64_t, width) = 64;
+  TORCH_ARG(int64_t, crop_size) = 0;      // 0: 224, or the image size if small
+  TORCH_ARG(bool, blur) = true;           // with --aug-plus
+  TORCH_ARG(int64_t, knn_k) = 200;
+  TORCH_ARG(double, knn_t) = 0.1;
+  TORCH_ARG(int64_t, knn_freq) = 1;       // epochs between monitors; 0: end only
+  TORCH_ARG(int64_t, knn_bank) = 0;       // train images in the bank; 0: all
+  TORCH_ARG(int64_t, knn_test) = 0;       // test images scored; 0: all
+  TORCH_ARG(bool, knn_init) = false;      // also score the untrained encoder
+  TORCH_ARG(bool, knn_pixels) = false;    // also score raw pixels, at the end
+  TORCH_ARG(bool, progress) = true;       // bar on a terminal
+  TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
+  TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
+  // Distributed (official names; see dist/environment.h).
+  TORCH_ARG(std::string, dist_url) = "";
+  TORCH_ARG(std::string, dist_backend) = "gloo";
+  TORCH_ARG(int64_t, world_size) = -1;
+  TORCH_ARG(int64_t, rank) = -1;
+  TORCH_ARG(bool, multiprocessing_distributed) = false;
+  TORCH_ARG(int64_t, nproc_per_node) = 0;
+  TORCH_ARG(double, dist_timeout) = 1800;  // seconds
+  TORCH_ARG(bool, sync_bn) = false;  // SyncBN instead of shuffle-BN
+  // off | bf16 | fp16 (CUDA) | auto (bf16 where the CPU computes it natively)
+  TORCH_ARG(std::string, amp) = "off";
+  TORCH_ARG(bool, channels_last) = false;  // NHWC activations and weights
+};
+
+struct LinclsOptions {
+  // main_lincls.py's flags and defaults.
+  TORCH_ARG(std::string, data) = data::kDefaultDataset;
+  TORCH_ARG(std::string, arch) = "";  // "": as the checkpoint holds
+  TORCH_ARG(int64_t, workers) = -1;
+  TORCH_ARG(int64_t, epochs) = 100;
+  TORCH_ARG(int64_t, start_epoch) = 0;
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(double, lr) = 30.0;
+  TORCH_ARG(std::vector<int64_t>, schedule) = {60, 80};
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, wd) = 0.0;
+  TORCH_ARG(int64_t, print_freq) = 10;
+  TORCH_ARG(std::string, resume) = "";
+  TORCH_ARG(bool, evaluate) = false;
+  TORCH_ARG(std::string, pretrained) = "";
+  TORCH_ARG(int64_t, seed) = 0;
+  // Ours.
+  TORCH_ARG(bool, cos) = false;
+  TORCH_ARG(int64_t, threads) = 0;
+  TORCH_ARG(std::string, output) = "runs/lincls";
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_steps) = 0;  // per epoch; 0: all (for tests)
+  TORCH_ARG(bool, progress) = true;
+};
+
+struct KnnCommandOptions {
+  TORCH_ARG(std::string, data) = data::kDefaultDataset;
+  TORCH_ARG(std::string, pretrained) = "";
+  TORCH_ARG(int64_t, knn_k) = 200;
+  TORCH_ARG(double, knn_t) = 0.1;
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(int64_t, knn_bank) = 0;  // training images in the bank; 0: all
+  TORCH_ARG(int64_t, knn_test) = 0;  // test images scored; 0: all
+  TORCH_ARG(int64_t, threads) = 0;
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(int64_t, channels) = 0;
+};
+
+struct EmbedOptions {
+  TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(std::string, pretrained) = "";
+  TORCH_ARG(std::string, output) = "features.npy";
+  TORCH_ARG(std::string, split) = "train";  // train | test
+  TORCH_ARG(bool, head) = false;  // the projection head's output instead
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(int64_t, threads) = 0;
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(int64_t, channels) = 0;
+};
+
+struct ExportOptions {
+  TORCH_ARG(std::string, checkpoint) = "";
+  TORCH_ARG(std::string, file) = "";
+  TORCH_ARG(std::string, format) = "torchvision";  // | safetensors
+};
+
+struct ReportOptions {
+  TORCH_ARG(std::string, run) = "";
+};
+
+struct BenchDataOptions {
+  TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(int64_t, workers) = -1;  // -1: all cores
+  TORCH_ARG(int64_t, batch_size) = 64;
+  TORCH_ARG(int64_t, crop_size) = 224;
+  TORCH_ARG(std::string, aug) = "v2";  // v1 | v2
+  TORCH_ARG(int64_t, images) = 0;      // 0: all
+  TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(double, step_ms) = 0;
+};
+
+struct SweepOptions {
+  // FLAG=V1,V2,... (one per --set; the points are their product).
+  TORCH_ARG(std::vector<std::string>, set) = {};
+  TORCH_ARG(std::vector<int64_t>, seeds) = {0};
+  TORCH_ARG(std::string, output) = "runs/sweep";
+  TORCH_ARG(int64_t, parallel) = 1;  // points run at once, cores split
+  TORCH_ARG(int64_t, threads) = 0;   // cores to split; 0: all
+  // `moco pretrain` flags shared by every point (the words after --).
+  TORCH_ARG(std::vector<std::string>, pretrain_args) = {};
+};
+
+enum class Command { pretrain, lincls, knn, embed, export_, report, bench_data, sweep };
+const char* command_name(Command c);
+
+// What a pretraining checkpoint does with a flag.
+enum class Persist {
+  restore,  // saved in moco_options; --resume takes it unless given again
+  record,   // saved, not restored (the machine's or this invocation's)
+  none,     // not saved
+};
+
+using AllFields = std::tuple<
+    std::optional<args::Field<PretrainOptions>>,
+    std::optional<args::Field<LinclsOptions>>,
+    std::optional<args::Field<KnnCommandOptions>>,
+    std::optional<args::Field<EmbedOptions>>,
+    std::optional<args::Field<ExportOptions>>,
+    std::optional<args::Field<ReportOptions>>,
+    std::optional<args::Field<BenchDataOptions>>,
+    std::optional<args::Field<SweepOptions>>>;
+
+struct Arg {
+  std::string names;  // CLI11 spelling: "-b,--batch-size", "data,--data"
+  std::string help;
+  args::Style style = args::Style::value;
+  std::vector<args::Check> checks;
+  Persist persist = Persist::restore;
+  std::vector<Command> commands;   // the subcommands that take it
+  std::vector<Command> required;   // ... and those that need it
+  AllFields fields;
+
+  std::string flag() const { return args::long_name(names); }  // "--batch-size"
+  std::string key() const { return args::key_of(names); }      // "batch_size"
+  bool positional() const { return flag().rfind("-", 0) != 0; }
+  template <class O>
+  const std::optional<args::Field<O>>& field() const {
+    return std::get<std::optional<args::Field<O>>>(fields);
+  }
+
+  // Fluent setters for the table.
+  Arg&& check(std::vector<args::Check> c) && {
+    checks = std::move(c);
+    return std::move(*this);
+  }
+  Arg&& persist_as(Persist p) && {
+    persist = p;
+    return std::move(*this);
+  }
+  Arg&& style_as(args::Style s) && {
+    style = s;
+    return std::move(*this);
+  }
+  Arg&& required_for(std::vector<Command> c) && {
+    required = std::move(c);
+    return std::move(*this);
+  }
+};
+
+// Every flag of every command, each once.
+const std::vector<Arg>& arg_table();
+
+// The table's entry for a key ("moco_k") or flag ("--moco-k", "moco-k")
+// of a command; nullptr when it has none.
+const Arg* find_arg(Command c, const std::string& key_or_flag);
+
+// Runs each flag's checks on the options (errors name the flag).
+template <class O>
+void validate_flags(const O& o) {
+  for (const Arg& a : arg_table()) {
+    if (const auto& f = a.field<O>()) args::check(f->get(o), a.checks, a.flag());
+  }
+}
+
+// Sets a flag of `o` from its command-line text (errors name the flag).
+template <class O>
+void set_flag(O& o, const Arg& a, const std::string& text) {
+  const auto& f = a.field<O>();
+  TORCH_CHECK(f.has_value(), a.flag(), " is not a flag of this command");
+  f->set(o, args::parse(text, f->get(o), a.flag()));
+}
+
+// --preset NAME: the values it gives to the flags not in `given` (keys).
+// A preset lists only what it changes from its base preset.
+void apply_preset(const std::string& name, const std::set<std::string>& given,
+                  PretrainOptions& o);
+// The preset --preset auto stands for: quick without DATA, none with it.
+std::string resolve_preset(const std::string& name, bool data_given);
+std::vector<std::string> preset_names();
+
+// moco_options in a checkpoint (and the config record of metrics.jsonl):
+// every flag saved (restore and record).
+template <class O>
+nlohmann::json options_to_json(const O& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Arg& a : arg_table()) {
+    const auto& f = a.template field<O>();
+    if (f && a.persist != Persist::none) j[a.key()] = args::to_json(f->get(o));
+  }
+  return j;
+}
+// --resume: each restorable flag not in `given` takes the saved value;
+// returns "flag (saved -> now)" for each given flag that differs.
+std::vector<std::string> restore_options(const nlohmann::json& saved,
+                                         const std::set<std::string>& given,
+                                         PretrainOptions& o);
+// The flags that must be equal on every rank of a distributed run.
+nlohmann::json options_shared_by_ranks(const PretrainOptions& o);
+
+}  // namespace moco::train

@@ -1,0 +1,84 @@
+#include "train/runtime.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace moco::train {
+
+namespace fs = std::filesystem;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+int64_t cores() {
+  return std::max<int64_t>(1, std::thread::hardware_concurrency());
+}
+
+int64_t use_threads(int64_t threads, int64_t processes_here) {
+  TORCH_CHECK(threads >= 0, "expected --threads >= 0, got ", threads);
+  const int64_t n =
+      threads > 0 ? threads
+                  : std::max<int64_t>(1, cores() / std::max<int64_t>(1, processes_here));
+  at::set_num_threads(static_cast<int>(n));
+  return n;
+}
+
+int64_t resolve_workers(int64_t workers, int64_t processes_here) {
+  if (workers >= 0) return workers;
+  const int64_t share =
+      std::max<int64_t>(1, cores() / std::max<int64_t>(1, processes_here));
+  return std::max<int64_t>(1, share - 1);
+}
+
+torch::Device resolve_device(const std::string& name) {
+  TORCH_CHECK(name == "cpu" || name.rfind("cuda", 0) == 0,
+              "expected --device cpu or cuda[:N], got '", name, "'");
+  const torch::Device d(name);
+  TORCH_CHECK(!d.is_cuda() || torch::cuda::is_available(), "--device ", name,
+              " asked for, but this build of LibTorch has no CUDA or no GPU ",
+              "is visible");
+  return d;
+}
+
+bool cpu_has_native_bf16() {
+  // /proc/cpuinfo's flags, as the kernel reports them: what oneDNN's bf16
+  // kernels need to run at full speed rather than emulated.
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line);
+      std::string w;
+      while (words >> w) {
+        if (w == "avx512_bf16" || w == "amx_bf16") return true;
+      }
+      return false;
+    }
+    return false;
+  }();
+  return has;
+}
+
+std::string resolve_amp(const std::string& amp, const torch::Device& device) {
+  if (amp != "auto") return amp;
+  return !device.is_cuda() && cpu_has_native_bf16() ? "bf16" : "off";
+}
+
+std::string guard_output(const std::string& output, bool resuming,
+                         bool create) {
+  const fs::path dir(output);
+  const std::string ckpt = (dir / "checkpoint.pth.tar").string();
+  TORCH_CHECK(resuming || !fs::exists(ckpt), "--output ", output,
+              " already holds a checkpoint; pass --resume ", ckpt,
+              " to continue it, or choose another --output");
+  if (create) fs::create_directories(dir);
+  return ckpt;
+}
+
+}  // namespace moco::train

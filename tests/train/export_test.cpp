@@ -1,0 +1,59 @@
+// moco export and moco embed as a user runs them: torchvision loads the
+// export, and embed's features equal torchvision's on the same images.
+#include "train/export.h"
+
+#include <fmt/format.h>
+
+#include "../support.h"
+#include "data/dataset.h"
+#include "data/eval_transform.h"
+
+namespace moco::train {
+namespace {
+
+namespace fs = test::fs;
+
+test::CommandResult moco(const std::string& args, const fs::path& dir) {
+  return test::run_moco(args, dir);
+}
+
+const char* kTiny =
+    " -b 8 --bn-splits 2 --moco-k 16 --epochs 1 --threads 2 -j 1 "
+    "--knn-k 5 --no-progress --output ";
+
+TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
+  auto dir = test::scratch_dir("export");
+  test::write_cifar(dir / "cifar", 40);
+  auto r = moco("pretrain '" + (dir / "cifar").string() +
+                    "' -a resnet50 --stem imagenet --max-steps 1" + kTiny + "'" +
+                    (dir / "run").string() + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto ckpt = (dir / "run" / "checkpoint.pth.tar").string();
+  const auto pth = (dir / "r50.pth").string();
+  const auto st = (dir / "r50.safetensors").string();
+  const auto npy = (dir / "feats.npy").string();
+  ASSERT_EQ(moco("export '" + ckpt + "' '" + pth + "'", dir).rc, 0);
+  r = moco("export '" + ckpt + "' '" + st + "' --format safetensors", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = moco("embed '" + (dir / "cifar").string() + "' --pretrained '" + ckpt +
+               "' --split test -o '" + npy + "' --threads 2",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto listing = test::read_text(dir / "feats.txt");
+  EXPECT_EQ(std::count(listing.begin(), listing.end(), '\n'), 20);
+  EXPECT_NE(listing.find("\t3\n"), std::string::npos) << listing;
+  auto splits = data::open_dataset((dir / "cifar").string());
+  auto [mean, std] = data::normalization(splits.train);
+  auto csv = [](const std::vector<double>& v) {
+    return fmt::format("{:.17g},{:.17g},{:.17g}", v[0], v[1], v[2]);
+  };
+  test::run_python("check_export.py",
+                   "resnet50 '" + pth + "' '" + st + "' '" + npy + "' '" +
+                       (dir / "cifar" / "test_batch.bin").string() + "' " +
+                       csv(mean) + " " + csv(std) + " '" + ckpt + "'",
+                   dir);
+}
+
+}  // namespace
+}  // namespace moco::train

@@ -1,0 +1,81 @@
+// The argument table: every flag once, presets as overrides of it, the
+// checkpoint's saved options and --resume reading them back.
+#include "train/options.h"
+
+#include "../support.h"
+
+namespace moco::train {
+namespace {
+
+TEST(Options, EveryFlagIsDeclaredOncePerCommand) {
+  for (Command c : {Command::pretrain, Command::lincls, Command::knn, Command::embed,
+                    Command::export_, Command::report, Command::bench_data,
+                    Command::sweep}) {
+    std::set<std::string> keys;
+    for (const Arg& a : arg_table()) {
+      if (std::find(a.commands.begin(), a.commands.end(), c) == a.commands.end()) continue;
+      EXPECT_TRUE(keys.insert(a.key()).second)
+          << a.flag() << " twice for " << command_name(c);
+    }
+    EXPECT_FALSE(keys.empty()) << command_name(c);
+  }
+  // Shared flags are one entry: --device serves four commands.
+  const Arg* device = find_arg(Command::knn, "--device");
+  ASSERT_NE(device, nullptr);
+  EXPECT_EQ(device, find_arg(Command::pretrain, "device"));
+  EXPECT_EQ(device, find_arg(Command::lincls, "device"));
+  EXPECT_EQ(find_arg(Command::knn, "--moco-k"), nullptr);
+}
+
+TEST(Options, ValidateNamesTheFlagAndWhatItExpects) {
+  auto msg = test::error_message([] { validate_flags(PretrainOptions().moco_m(1.0)); });
+  EXPECT_NE(msg.find("expected --moco-m in [0, 1), got 1"), std::string::npos) << msg;
+  msg = test::error_message([] { validate_flags(PretrainOptions().moco_t(INFINITY)); });
+  EXPECT_NE(msg.find("--moco-t"), std::string::npos) << msg;
+  msg = test::error_message([] { validate_flags(PretrainOptions().amp("fp8")); });
+  EXPECT_NE(msg.find("expected --amp one of off, bf16, fp16, auto, got 'fp8'"),
+            std::string::npos) << msg;
+  msg = test::error_message([] { validate_flags(LinclsOptions().lr(-1)); });
+  EXPECT_NE(msg.find("--lr"), std::string::npos) << msg;
+  EXPECT_NO_THROW(validate_flags(PretrainOptions()));
+}
+
+TEST(Options, PresetsOverrideTheirBaseAndOnlyFlagsNotGiven) {
+  PretrainOptions quick;
+  apply_preset("quick", {"moco_k"}, quick.moco_k(100));
+  EXPECT_EQ(quick.arch(), "resnet18");   // from its base, cifar
+  EXPECT_EQ(quick.width(), 16);          // its own
+  EXPECT_EQ(quick.batch_size(), 128);    // its own over cifar's 512
+  EXPECT_EQ(quick.moco_k(), 100);        // given
+  EXPECT_FALSE(quick.blur());
+  PretrainOptions cifar;
+  apply_preset("cifar", {}, cifar);
+  EXPECT_EQ(cifar.batch_size(), 512);
+  EXPECT_EQ(cifar.width(), 64);
+  EXPECT_EQ(resolve_preset("auto", false), "quick");
+  EXPECT_EQ(resolve_preset("auto", true), "none");
+}
+
+TEST(Options, CheckpointSavesEveryFlagAndResumeRestoresTheRecipe) {
+  const auto run = PretrainOptions().arch("resnet18").lr(0.5).knn_init(true)
+                       .progress(false).threads(3).dist_url("tcp://h:1");
+  const auto saved = options_to_json(run);
+  for (const char* key : {"arch", "lr", "knn_init", "progress", "threads",
+                          "dist_url", "shuffle_bn", "amp"}) {
+    EXPECT_TRUE(saved.contains(key)) << key;
+  }
+  PretrainOptions resumed;
+  resumed.lr(0.1).threads(1);
+  const auto changed = restore_options(saved, {"lr", "threads"}, resumed);
+  EXPECT_EQ(resumed.arch(), "resnet18");  // restored
+  EXPECT_TRUE(resumed.knn_init());
+  EXPECT_EQ(resumed.lr(), 0.1);           // given: kept, and reported
+  EXPECT_EQ(resumed.threads(), 1);
+  EXPECT_TRUE(resumed.progress());        // machine/invocation: not restored
+  EXPECT_EQ(resumed.dist_url(), "");
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0], "--lr (0.5 -> 0.1)");
+}
+
+}  // namespace
+}  // namespace moco::train
