@@ -309,8 +309,11 @@ std::vector<Arg> make_table() {
   // ---- sweep --------------------------------------------------------------------------
   add(arg("--set", MOCO_MEMBER(set), {C::sweep},
           "FLAG=V1,V2,...: one pretraining per value (repeat --set for the "
-          "product of several flags), e.g. --set moco-m=0,0.9,0.99")
-          .required_for({C::sweep}));
+          "product of several flags), e.g. --set moco-m=0,0.9,0.99"));
+  add(arg("--point", MOCO_MEMBER(point), {C::sweep},
+          "NAME=FLAGS: a named point with its own pretrain flags, e.g. "
+          "--point v1= --point 'v2=--mlp --aug-plus --cos --moco-t 0.2' "
+          "(repeat; with --set, every point runs every value)"));
   add(arg("--seeds", MOCO_MEMBER(seeds), {C::sweep},
           "seeds, each point run once per seed (comma- or space-separated)")
           .check({each_non_negative("seeds")}));

@@ -162,6 +162,9 @@ struct BenchDataOptions {
 struct SweepOptions {
   // FLAG=V1,V2,... (one per --set; the points are their product).
   TORCH_ARG(std::vector<std::string>, set) = {};
+  // NAME=FLAGS: named points, each with its own pretrain flags (rows of an
+  // ablation table such as v1, +mlp, ..., v2).
+  TORCH_ARG(std::vector<std::string>, point) = {};
   TORCH_ARG(std::vector<int64_t>, seeds) = {0};
   TORCH_ARG(std::string, output) = "runs/sweep";
   TORCH_ARG(int64_t, parallel) = 1;  // points run at once, cores split

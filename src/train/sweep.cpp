@@ -116,6 +116,19 @@ void check_base_words(const std::vector<std::string>& words,
   for (const auto& axis : axes) {
     TORCH_CHECK(!given.count(axis.key), axis.flag, " is swept by --set; leave it ",
                 "out of the pretrain flags after --");
+    if (axis.key != "point") continue;
+    for (size_t i = 0; i < axis.values.size(); ++i) {
+      std::set<std::string> point_given;
+      hooks.parse_pretrain(axis.words[i], &point_given);
+      for (const auto& other : axes) {
+        TORCH_CHECK(other.key == "point" || !point_given.count(other.key), "--point ",
+                    axis.values[i], " sets ", other.flag, ", which --set sweeps");
+      }
+      for (const char* own : {"output", "resume", "seed"}) {
+        TORCH_CHECK(!point_given.count(own), "--point ", axis.values[i], " sets --",
+                    own, ", which the sweep sets itself");
+      }
+    }
   }
 }
 
@@ -139,10 +152,12 @@ std::vector<SweepPoint> make_points(const SweepOptions& o,
       p.values = c;
       p.seed = seed;
       for (size_t i = 0; i < axes.size(); ++i) {
-        p.name += axes[i].key + "=" + sanitize(c[i]) + ",";
-        const Arg* a = find_arg(Command::pretrain, axes[i].key);
-        const auto w = flag_words(*a, c[i]);
-        p.words.insert(p.words.end(), w.begin(), w.end());
+        const auto& axis = axes[i];
+        p.name += axis.key == "point" ? sanitize(c[i]) + ","
+                                      : axis.key + "=" + sanitize(c[i]) + ",";
+        const size_t vi = static_cast<size_t>(
+            std::find(axis.values.begin(), axis.values.end(), c[i]) - axis.values.begin());
+        p.words.insert(p.words.end(), axis.words[vi].begin(), axis.words[vi].end());
       }
       p.name += "seed=" + std::to_string(seed);
       p.dir = (fs::path(o.output()) / p.name).string();
@@ -291,6 +306,7 @@ std::string markdown(const SweepOptions& o, const std::vector<SweepAxis>& axes,
   std::string md = "# moco sweep\n\n";
   std::string cmd = "moco sweep";
   for (const auto& s : o.set()) cmd += " --set " + s;
+  for (const auto& p : o.point()) cmd += " --point '" + p + "'";
   cmd += " --seeds ";
   for (size_t i = 0; i < o.seeds().size(); ++i) {
     cmd += (i ? "," : "") + std::to_string(o.seeds()[i]);
@@ -437,8 +453,30 @@ void write_results(const SweepOptions& o, const std::vector<SweepAxis>& axes,
 
 }  // namespace
 
+SweepAxis parse_points(const std::vector<std::string>& points) {
+  SweepAxis axis{"point", "point", {}, {}};
+  for (const auto& p : points) {
+    const auto eq = p.find('=');
+    TORCH_CHECK(eq != std::string::npos && eq > 0, "expected --point NAME=FLAGS ",
+                "(e.g. 'v2=--mlp --aug-plus --cos --moco-t 0.2'; FLAGS may be "
+                "empty), got '", p, "'");
+    const std::string name = p.substr(0, eq);
+    TORCH_CHECK(name.find_first_of("/, ") == std::string::npos, "--point ", p,
+                ": the name may not hold '/', ',' or spaces");
+    TORCH_CHECK(std::find(axis.values.begin(), axis.values.end(), name) ==
+                    axis.values.end(),
+                "--point ", name, " given twice");
+    std::vector<std::string> words;
+    std::istringstream in(p.substr(eq + 1));
+    std::string w;
+    while (in >> w) words.push_back(w);
+    axis.values.push_back(name);
+    axis.words.push_back(std::move(words));
+  }
+  return axis;
+}
+
 std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets) {
-  TORCH_CHECK(!sets.empty(), "expected --set FLAG=V1,V2,... (at least one)");
   std::vector<SweepAxis> axes;
   for (const auto& s : sets) {
     const auto eq = s.find('=');
@@ -455,11 +493,12 @@ std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets) {
     TORCH_CHECK(a->key() != "output" && a->key() != "resume" && a->key() != "seed",
                 "--set ", s, ": the sweep sets ", a->flag(), " itself",
                 a->key() == "seed" ? " (use --seeds)" : "");
-    SweepAxis axis{a->key(), a->flag(), split(s.substr(eq + 1), ',')};
+    SweepAxis axis{a->key(), a->flag(), split(s.substr(eq + 1), ','), {}};
     for (const auto& v : axis.values) {
       TORCH_CHECK(!v.empty(), "--set ", s, ": an empty value");
       const auto parsed = args::parse(v, a->field<PretrainOptions>()->get({}), a->flag());
       args::check(parsed, a->checks, a->flag());
+      axis.words.push_back(flag_words(*a, v));
     }
     for (const auto& other : axes) {
       TORCH_CHECK(other.key != axis.key, "--set ", a->flag(), " given twice");
@@ -506,7 +545,10 @@ PointResult read_point_result(const std::string& metrics_path) {
 
 SweepResult run_sweep(const SweepOptions& o, const SweepHooks& hooks) {
   validate_flags(o);
-  const auto axes = parse_sets(o.set());
+  TORCH_CHECK(!o.set().empty() || !o.point().empty(),
+              "expected --set FLAG=V1,V2,... or --point NAME=FLAGS (or both)");
+  auto axes = parse_sets(o.set());
+  if (!o.point().empty()) axes.insert(axes.begin(), parse_points(o.point()));
   TORCH_CHECK(!o.seeds().empty(), "expected --seeds with at least one seed");
   check_base_words(o.pretrain_args(), axes, hooks);
   auto points = make_points(o, axes);

@@ -31,16 +31,20 @@ struct SweepHooks {
   std::string binary = "/proc/self/exe";  // the moco the points run
 };
 
-// One --set FLAG=V1,V2,...
+// One --set FLAG=V1,V2,... (or the --point list, as the axis "point").
 struct SweepAxis {
-  std::string key;   // "moco_m"
-  std::string flag;  // "--moco-m"
+  std::string key;   // "moco_m"; "point"
+  std::string flag;  // "--moco-m"; "point"
   std::vector<std::string> values;
+  std::vector<std::vector<std::string>> words;  // each value's pretrain flags
 };
 
 // Parses the --set texts; errors name the --set, an unknown flag (with a
 // suggestion) or a value the flag does not take.
 std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets);
+// Parses --point NAME=FLAGS texts ("v2=--mlp --aug-plus --cos --moco-t 0.2")
+// into the axis "point"; errors name the --point.
+SweepAxis parse_points(const std::vector<std::string>& points);
 
 struct SweepPoint {
   std::string name;  // "moco_m=0.9,seed=0": also its folder's name
