@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The speed harness on a GPU machine (shared/docs/gpu-machine.md): one
-# prepared script, within the 15 minutes a session is lent.
+# The speed harness on a GPU machine that has PyTorch but not Debian's -dev
+# packages: one prepared script, a few minutes of GPU time.
 #
 # Here (the CPU machine, with apt):   bench/gpu_speed.sh fetch
 #   downloads the Debian -dev packages the build needs into deps/ (ignored

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Decode + two-view MoCo v2 augmentation at 224 px: ours (moco bench-data)
 # against the official torchvision + PIL transform, one core each.
-#   bench/run_data_bench.sh [BUILD_DIR] [DATA]   (env: ROUNDS, default 2)
-# DATA defaults to ../shared/data/imagenette-sample (1,000 ImageNet JPEGs).
+#   bench/run_data_bench.sh BUILD_DIR DATA   (env: ROUNDS, default 2)
+# DATA: a folder of JPEGs (the numbers in docs/performance.md: 1,000
+# ImageNet JPEGs of 224x224 from imagenette).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
-DATA=${2:-../shared/data/imagenette-sample}
+DATA=${2:?usage: bench/run_data_bench.sh BUILD_DIR DATA (a folder of JPEGs)}
 ROUNDS=${ROUNDS:-2}
 ours_best=0
 peer_best=0

@@ -18,7 +18,7 @@ its share of the device's peak, and peak memory (host RSS; GPU memory).
 
 FLOP per image for a MoCo step (query forward + backward = 3 forwards, key
 forward = 1): 32.7 GFLOP for ResNet-50 at 224, 3.7 GFLOP for the small
-ResNet-18 at 28 (the issue's figures). The CPU peak is computed from the
+ResNet-18 at 28 (4 forward passes x 2 FLOP per multiply-add). The CPU peak is from the
 cores and the base clock (/proc/cpuinfo) at 64 fp32 FLOP/cycle/core
 (AVX-512, two FMA units) and 1024 bf16 FLOP/cycle/core with AMX (256 with
 AVX512_BF16 only); override with --peak-fp32 / --peak-bf16 (TFLOP/s).
@@ -109,7 +109,7 @@ def main():
         where = f"{cores} cores at {ghz:.2f} GHz"
     else:
         # H100/H200 SXM class: dense bf16/fp16 ~790-990 TFLOP/s; fp32 runs
-        # as TF32 in cuDNN by default (~400). The figure: 790.
+        # as TF32 in cuDNN by default (~400).
         p32, p16, where = 395.0, 790.0, "GPU (default peaks for H100/H200)"
     p32 = a.peak_fp32 or p32
     p16 = a.peak_bf16 or p16

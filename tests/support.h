@@ -223,6 +223,11 @@ inline CommandResult run_moco(const std::string& args, const fs::path& dir) {
   return run_capture("'" + moco_binary() + "' " + args, dir);
 }
 
+// Pretraining flags for a run of seconds on a tiny dataset; --output last.
+constexpr const char* kTinyRun =
+    " -b 8 --bn-splits 2 --moco-k 16 --epochs 1 --threads 2 -j 1 "
+    "--knn-k 5 --no-progress --output ";
+
 // The message of the c10::Error that f throws; records a test failure and
 // returns "" when f throws none.
 template <typename F>

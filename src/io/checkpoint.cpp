@@ -59,6 +59,10 @@ c10::IValue load_pickle(const std::string& path) {
   return read_torch_file(path);
 }
 
+c10::impl::GenericDict new_dict() {
+  return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get());
+}
+
 c10::IValue dict_get(const c10::IValue& dict, const std::string& key,
                      const std::string& path) {
   TORCH_CHECK(dict.isGenericDict(), "expected a dict in ", path, ", got ",

@@ -24,6 +24,9 @@ void atomic_write(const std::string& path, const std::string& data);
 void save_pickle(const std::string& path, const c10::IValue& value);
 c10::IValue load_pickle(const std::string& path);
 
+// An empty {str: any} dict, the shape of a checkpoint and its parts.
+c10::impl::GenericDict new_dict();
+
 // A dict IValue's entry, with an error naming the file and key if missing.
 c10::IValue dict_get(const c10::IValue& dict, const std::string& key,
                      const std::string& path);

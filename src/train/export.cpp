@@ -12,6 +12,7 @@ void export_backbone(const ExportOptions& o) {
   const std::string& checkpoint = o.checkpoint();
   const std::string& format = o.format();
   const std::string& output = o.file();
+  validate_flags(o);
   TORCH_CHECK(format == "torchvision" || format == "safetensors",
               "expected --format torchvision or safetensors, got '", format,
               "'");

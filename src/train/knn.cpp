@@ -102,6 +102,8 @@ torch::Tensor pixel_features(const torch::Tensor& x) {
 }
 
 KnnResult run_knn(const KnnCommandOptions& o) {
+  validate_flags(o);
+  TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
   auto splits = data::open_dataset(o.data(),

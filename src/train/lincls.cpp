@@ -47,15 +47,11 @@ Accuracy evaluate(models::ResNet& net, const data::ImageSet& set,
   return {100.0 * c1 / n, 100.0 * c5 / n};
 }
 
-c10::impl::GenericDict new_dict() {
-  return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get());
-}
-
 // main_lincls.py's checkpoint: the whole classifier as module.*, the
 // optimizer over fc's two tensors.
 void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
                  int64_t next_epoch, double best_acc1, const LinclsOptions& o) {
-  auto ckpt = new_dict();
+  auto ckpt = io::new_dict();
   ckpt.insert("epoch", next_epoch);
   ckpt.insert("arch", net->options().arch());
   ckpt.insert("state_dict", prefixed_state_dict(*net, "module."));

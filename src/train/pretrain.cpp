@@ -177,14 +177,10 @@ namespace {
 
 // ---- Checkpoints -----------------------------------------------------------------
 
-c10::impl::GenericDict new_dict() {
-  return c10::impl::GenericDict(c10::StringType::get(), c10::AnyType::get());
-}
-
 void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
                      Amp& amp, int64_t next_epoch, int64_t global_step,
                      const PretrainOptions& o) {
-  auto ckpt = new_dict();
+  auto ckpt = io::new_dict();
   ckpt.insert("epoch", next_epoch);
   ckpt.insert("arch", o.arch());
   ckpt.insert("state_dict", prefixed_state_dict(*model, "module."));
@@ -194,7 +190,7 @@ void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
               sgd_state_dict(sgd, model->encoder_k->parameters().size(), o.lr()));
   ckpt.insert("moco_options", options_to_json(o).dump());
   ckpt.insert("global_step", global_step);
-  auto rng = new_dict();
+  auto rng = io::new_dict();
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -203,7 +199,7 @@ void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
   ckpt.insert("rng_state", rng);
   if (amp.scaling()) {
     // GradScaler.state_dict()'s names, as the official AMP recipes save it.
-    auto scaler = new_dict();
+    auto scaler = io::new_dict();
     scaler.insert("scale", amp.scaler().value());
     scaler.insert("_growth_tracker", amp.scaler().growth_tracker());
     ckpt.insert("scaler", scaler);

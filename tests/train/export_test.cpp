@@ -13,19 +13,14 @@ namespace {
 
 namespace fs = test::fs;
 
-test::CommandResult moco(const std::string& args, const fs::path& dir) {
-  return test::run_moco(args, dir);
-}
-
-const char* kTiny =
-    " -b 8 --bn-splits 2 --moco-k 16 --epochs 1 --threads 2 -j 1 "
-    "--knn-k 5 --no-progress --output ";
+using test::kTinyRun;
+constexpr auto moco = test::run_moco;
 
 TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
   auto dir = test::scratch_dir("export");
   test::write_cifar(dir / "cifar", 40);
   auto r = moco("pretrain '" + (dir / "cifar").string() +
-                    "' -a resnet50 --stem imagenet --max-steps 1" + kTiny + "'" +
+                    "' -a resnet50 --stem imagenet --max-steps 1" + kTinyRun + "'" +
                     (dir / "run").string() + "'",
                 dir);
   ASSERT_EQ(r.rc, 0) << r.out;

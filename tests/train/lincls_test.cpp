@@ -13,20 +13,15 @@ namespace {
 
 namespace fs = test::fs;
 
-test::CommandResult moco(const std::string& args, const fs::path& dir) {
-  return test::run_moco(args, dir);
-}
-
-const char* kTiny =
-    " -b 8 --bn-splits 2 --moco-k 16 --epochs 1 --threads 2 -j 1 "
-    "--knn-k 5 --no-progress --output ";
+using test::kTinyRun;
+constexpr auto moco = test::run_moco;
 
 TEST(Lincls, LinclsTrainsOnlyFcAndResumesAndEvaluates) {
   auto dir = test::scratch_dir("lincls");
   fs::create_directories(dir / "data");
   test::write_idx_dataset(dir / "data", 64, 16, 4);
   auto r = moco("pretrain '" + (dir / "data").string() +
-                    "' -a resnet18 --width 8 --max-steps 2" + kTiny + "'" +
+                    "' -a resnet18 --width 8 --max-steps 2" + kTinyRun + "'" +
                     (dir / "run").string() + "'",
                 dir);
   ASSERT_EQ(r.rc, 0) << r.out;
