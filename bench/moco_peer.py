@@ -9,7 +9,9 @@ single-GPU shuffle and symmetric loss). Used as
 
 Nothing here imports moco; it is the independent side.
 """
+import gzip
 import math
+import os
 
 import torch
 import torch.nn as nn
@@ -191,3 +193,11 @@ def knn_predict(feature, feature_bank, feature_labels, classes, knn_k,
     pred_scores = torch.sum(one_hot.view(feature.size(0), -1, classes) *
                             sim_weight.unsqueeze(dim=-1), dim=1)
     return pred_scores.argsort(dim=-1, descending=True)
+
+
+def load_idx(data, name, offset):
+    """An IDX file of the Fashion-MNIST folder as a flat uint8 tensor, its
+    header (`offset` bytes) skipped."""
+    with gzip.open(os.path.join(data, name)) as f:
+        raw = f.read()
+    return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8)

@@ -5,25 +5,19 @@ Usage: /usr/bin/python3 bench/pixel_knn.py [DATA_DIR]
 Prints top-1 with the full 60k training bank and with the 10k bank (every
 6th image) that the quick preset's monitor uses.
 """
-import gzip
-import os
 import sys
 
 import torch
 
+from moco_peer import load_idx
+
 data = sys.argv[1] if len(sys.argv) > 1 else "/usr/share/datasets/fashion-mnist"
 
 
-def load(name, offset):
-    with gzip.open(os.path.join(data, name)) as f:
-        raw = f.read()
-    return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8)
-
-
-x_train = load("train-images-idx3-ubyte.gz", 16).view(-1, 784).float()
-y_train = load("train-labels-idx1-ubyte.gz", 8).long()
-x_test = load("t10k-images-idx3-ubyte.gz", 16).view(-1, 784).float()
-y_test = load("t10k-labels-idx1-ubyte.gz", 8).long()
+x_train = load_idx(data, "train-images-idx3-ubyte.gz", 16).view(-1, 784).float()
+y_train = load_idx(data, "train-labels-idx1-ubyte.gz", 8).long()
+x_test = load_idx(data, "t10k-images-idx3-ubyte.gz", 16).view(-1, 784).float()
+y_test = load_idx(data, "t10k-labels-idx1-ubyte.gz", 8).long()
 mean, std = x_train.mean() / 255, x_train.std() / 255
 
 

@@ -11,9 +11,7 @@ Usage: /usr/bin/python3 bench/python_moco_train.py --epochs 5 --width 16 \\
 Prints log lines, then one JSON line with the kNN top-1 and the times.
 """
 import argparse
-import gzip
 import json
-import os
 import sys
 import time
 
@@ -22,7 +20,7 @@ import torch.nn as nn
 import torchvision.transforms as T
 from PIL import Image
 
-from moco_peer import MoCo, adjust_learning_rate, knn_predict
+from moco_peer import MoCo, adjust_learning_rate, knn_predict, load_idx
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -54,16 +52,10 @@ torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
 
 
-def load_idx(name, offset):
-    with gzip.open(os.path.join(args.data, name)) as f:
-        raw = f.read()
-    return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8)
-
-
-x_train = load_idx("train-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_train = load_idx("train-labels-idx1-ubyte.gz", 8).long()
-x_test = load_idx("t10k-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_test = load_idx("t10k-labels-idx1-ubyte.gz", 8).long()
+x_train = load_idx(args.data, "train-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
+y_train = load_idx(args.data, "train-labels-idx1-ubyte.gz", 8).long()
+x_test = load_idx(args.data, "t10k-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
+y_test = load_idx(args.data, "t10k-labels-idx1-ubyte.gz", 8).long()
 if args.train_images:
     x_train, y_train = x_train[:args.train_images], y_train[:args.train_images]
 # Per-channel statistics of 10k evenly spaced training images, as moco.
