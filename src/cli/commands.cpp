@@ -142,7 +142,10 @@ int bench_data_main(const train::BenchDataOptions& o) {
   const int64_t workers = o.workers() >= 0
                               ? o.workers()
                               : std::max<int64_t>(1, std::thread::hardware_concurrency());
-  auto splits = data::open_dataset(o.data(), data::OpenOptions().channels(o.channels()));
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
   auto set = std::make_shared<data::ImageSet>(std::move(splits.train));
   log_info("data: ", set->description, ": ", set->summary);
   auto augment = o.aug() == "v2" ? data::moco_v2_augment(o.crop_size())

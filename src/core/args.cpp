@@ -219,6 +219,15 @@ Check at_least(double lo) {
   };
 }
 
+Check at_most(double hi, std::string why) {
+  return [=](const Value& v) {
+    const double x = as_number(v);
+    return std::isfinite(x) && x <= hi
+               ? std::string()
+               : fmt::format("<= {} ({})", format_double(hi), why);
+  };
+}
+
 Check in_range(double lo, double hi, bool hi_open) {
   return [=](const Value& v) {
     const double x = as_number(v);

@@ -86,6 +86,7 @@ using Check = std::function<std::string(const Value&)>;
 Check positive();           // > 0 (and finite)
 Check non_negative();       // >= 0 (and finite)
 Check at_least(double lo);  // >= lo
+Check at_most(double hi, std::string why);           // <= hi ("<= 8 (why)")
 Check in_range(double lo, double hi, bool hi_open);  // [lo, hi] or [lo, hi)
 Check one_of(std::vector<std::string> allowed);      // strings, or integers
 Check each_non_negative(std::string what);  // every list element >= 0

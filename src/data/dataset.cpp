@@ -1,12 +1,16 @@
 #include "data/dataset.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "core/log.h"
@@ -32,26 +36,44 @@ std::optional<std::string> first_existing(
 
 }  // namespace
 
-std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+// The whole file, inflated if gzip'd (gzread passes plain files through
+// unchanged, so one path serves both). `expected_size` sees the first
+// `header` bytes and returns the size the file must have, checked before
+// anything more is inflated: a small .gz can inflate to gigabytes, so
+// reading stops one byte past the expected size instead of at its end.
+std::vector<uint8_t> read_maybe_gzip(
+    const std::string& path, size_t header,
+    const std::function<size_t(const std::vector<uint8_t>&)>& expected_size) {
   TORCH_CHECK(fs::exists(path), "dataset file not found: ", path);
-  TORCH_CHECK(fs::is_regular_file(path), "expected a file, got a directory: ",
-              path);
-  // gzread passes plain files through unchanged, so one path serves both.
+  TORCH_CHECK(fs::is_regular_file(path), "expected a regular file, got ", path);
   std::unique_ptr<gzFile_s, int (*)(gzFile)> f(gzopen(path.c_str(), "rb"),
                                                &gzclose);
   TORCH_CHECK(f != nullptr, "cannot open ", path);
   std::vector<uint8_t> out;
-  std::vector<uint8_t> buf(1 << 20);
-  while (true) {
-    const int n = gzread(f.get(), buf.data(), static_cast<unsigned>(buf.size()));
-    if (n < 0) {
-      int errnum = 0;
-      const char* msg = gzerror(f.get(), &errnum);
-      TORCH_CHECK(false, "corrupt or truncated file ", path, ": ", msg);
+  // Reads up to `limit` bytes in all; false at the end of the data.
+  auto fill = [&](size_t limit) {
+    while (out.size() < limit) {
+      const size_t chunk = std::min<size_t>(limit - out.size(), 1 << 20);
+      const size_t at = out.size();
+      out.resize(at + chunk);
+      const int n =
+          gzread(f.get(), out.data() + at, static_cast<unsigned>(chunk));
+      if (n < 0) {
+        int errnum = 0;
+        const char* msg = gzerror(f.get(), &errnum);
+        TORCH_CHECK(false, "corrupt or truncated file ", path, ": ", msg);
+      }
+      out.resize(at + static_cast<size_t>(n));
+      if (n == 0) return false;
     }
-    if (n == 0) break;
-    out.insert(out.end(), buf.begin(), buf.begin() + n);
-  }
+    return true;
+  };
+  fill(header);
+  const size_t want = expected_size(out);
+  fill(want == std::numeric_limits<size_t>::max() ? want : want + 1);
+  TORCH_CHECK(out.size() <= want, "expected ", want,
+              " bytes (from the header) ", "in ", path,
+              ", but it holds more (trailing data, or not this ", "format?)");
   // zlib reports a gzip stream cut short only through gzerror at EOF.
   int errnum = 0;
   gzerror(f.get(), &errnum);
@@ -60,36 +82,56 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   return out;
 }
 
+// n x h x w bytes, refused when the product does not fit (a damaged header).
+size_t idx_payload(int64_t n, int64_t h, int64_t w, const std::string& path) {
+  int64_t nh = 0, nhw = 0;
+  TORCH_CHECK(!__builtin_mul_overflow(n, h, &nh) &&
+                  !__builtin_mul_overflow(nh, w, &nhw) &&
+                  nhw <= (int64_t{1} << 48),
+              "IDX header of ", path, " claims ", n, "x", h, "x", w,
+              " images, more bytes than any file holds (damaged header?)");
+  return static_cast<size_t>(nhw);
+}
+
 ImageSet load_idx(const std::string& images_path,
                   const std::string& labels_path) {
-  const auto img = read_maybe_gzip(images_path);
-  TORCH_CHECK(img.size() >= 16, "expected an IDX image file, got ", img.size(),
-              " bytes: ", images_path);
-  const uint32_t magic = read_be32(img.data());
-  TORCH_CHECK(magic == 0x00000803,
-              "expected IDX magic 0x00000803 (uint8, 3 dims), got 0x", std::hex,
-              magic, ": ", images_path);
-  const int64_t n = read_be32(img.data() + 4);
-  const int64_t h = read_be32(img.data() + 8);
-  const int64_t w = read_be32(img.data() + 12);
-  TORCH_CHECK(n > 0 && h > 0 && w > 0, "expected a non-empty IDX image file, ",
-              "got ", n, "x", h, "x", w, ": ", images_path);
-  const size_t want = 16 + static_cast<size_t>(n * h * w);
-  TORCH_CHECK(img.size() == want, "IDX file is truncated or has trailing data:",
-              " expected ", want, " bytes for ", n, "x", h, "x", w, ", got ",
-              img.size(), ": ", images_path);
+  int64_t n = 0, h = 0, w = 0;
+  const auto img =
+      read_maybe_gzip(images_path, 16, [&](const std::vector<uint8_t>& head) {
+        TORCH_CHECK(head.size() >= 16, "expected an IDX image file, got ",
+                    head.size(), " bytes: ", images_path);
+        const uint32_t magic = read_be32(head.data());
+        TORCH_CHECK(magic == 0x00000803,
+                    "expected IDX magic 0x00000803 (uint8, 3 dims), got 0x",
+                    std::hex, magic, ": ", images_path);
+        n = read_be32(head.data() + 4);
+        h = read_be32(head.data() + 8);
+        w = read_be32(head.data() + 12);
+        TORCH_CHECK(n > 0 && h > 0 && w > 0,
+                    "expected a non-empty IDX image file, ", "got ", n, "x", h,
+                    "x", w, ": ", images_path);
+        return 16 + idx_payload(n, h, w, images_path);
+      });
+  const size_t want = 16 + idx_payload(n, h, w, images_path);
+  TORCH_CHECK(img.size() == want, "IDX file is truncated:", " expected ", want,
+              " bytes for ", n, "x", h, "x", w, ", got ", img.size(), ": ",
+              images_path);
   ImageSet set;
   set.images = torch::from_blob(const_cast<uint8_t*>(img.data()) + 16,
                                 {n, 1, h, w}, torch::kUInt8)
                    .clone();
   set.description = "IDX " + images_path;
   if (!labels_path.empty()) {
-    const auto lab = read_maybe_gzip(labels_path);
-    TORCH_CHECK(lab.size() >= 8 && read_be32(lab.data()) == 0x00000801,
-                "expected an IDX label file (magic 0x00000801): ", labels_path);
-    const int64_t nl = read_be32(lab.data() + 4);
-    TORCH_CHECK(nl == n, "expected ", n, " labels to match ", images_path,
-                ", got ", nl, ": ", labels_path);
+    const auto lab =
+        read_maybe_gzip(labels_path, 8, [&](const std::vector<uint8_t>& head) {
+          TORCH_CHECK(
+              head.size() >= 8 && read_be32(head.data()) == 0x00000801,
+              "expected an IDX label file (magic 0x00000801): ", labels_path);
+          const int64_t nl = read_be32(head.data() + 4);
+          TORCH_CHECK(nl == n, "expected ", n, " labels to match ", images_path,
+                      ", got ", nl, ": ", labels_path);
+          return 8 + static_cast<size_t>(n);
+        });
     TORCH_CHECK(lab.size() == 8 + static_cast<size_t>(n),
                 "IDX label file is truncated: expected ", 8 + n, " bytes, got ",
                 lab.size(), ": ", labels_path);
@@ -106,7 +148,10 @@ ImageSet load_cifar(const std::vector<std::string>& files, bool cifar100) {
   const int64_t record = label_bytes + 3 * 32 * 32;
   std::vector<torch::Tensor> images, labels;
   for (const auto& path : files) {
-    const auto bytes = read_maybe_gzip(path);
+    // No header to check: bounded by the largest CIFAR file (CIFAR-100's
+    // 50,000-image train file), so a .gz bomb stops there.
+    const auto bytes = read_maybe_gzip(
+        path, 0, [&](const std::vector<uint8_t>&) { return 50000 * record; });
     TORCH_CHECK(!bytes.empty() && bytes.size() % record == 0,
                 "expected a CIFAR-", cifar100 ? "100" : "10",
                 " binary file of whole ", record, "-byte records, got ",
@@ -142,6 +187,21 @@ struct Scan {
   std::vector<int64_t> labels;
   int64_t jpeg = 0, png = 0, skipped = 0;
   std::vector<std::string> skipped_examples;
+  // Folders already listed, by device and inode: a symlinked folder is
+  // followed once, so a link to itself or to an ancestor ends the walk
+  // instead of looping, and no folder is listed twice under two paths
+  // (which would give its images another class's label).
+  std::set<std::pair<dev_t, ino_t>> visited;
+
+  // False (and a warning) when `dir` was listed before.
+  bool visit(const fs::path& dir) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return false;
+    if (visited.insert({st.st_dev, st.st_ino}).second) return true;
+    log_warn("skipping ", dir.string(), ": a link to a folder listed already ",
+             "(a symlink loop?)");
+    return false;
+  }
 
   void add_skipped(const std::string& path) {
     ++skipped;
@@ -156,20 +216,37 @@ struct Scan {
 };
 
 // All files under dir in torchvision's order: folders by path, names sorted
-// within a folder (sorted(os.walk(dir)), then sorted(fnames)).
+// within a folder (sorted(os.walk(dir, followlinks=True)), then
+// sorted(fnames)), each real folder once. Only regular files (after links)
+// count: FIFOs, sockets and devices are left out, since opening a FIFO blocks.
 void walk(const fs::path& dir, int64_t label, Scan& scan) {
   std::vector<std::pair<std::string, std::string>> found;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(
-      dir, fs::directory_options::follow_directory_symlink |
-               fs::directory_options::skip_permission_denied, ec);
-  TORCH_CHECK(!ec, "cannot list ", dir.string(), ": ", ec.message());
-  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    TORCH_CHECK(!ec, "cannot list ", dir.string(), ": ", ec.message());
-    std::error_code fec;
-    if (!it->is_regular_file(fec)) continue;
-    found.emplace_back(it->path().parent_path().string(),
-                       it->path().filename().string());
+  std::vector<fs::path> todo = {dir};
+  while (!todo.empty()) {
+    const fs::path d = std::move(todo.back());
+    todo.pop_back();
+    std::error_code ec;
+    fs::directory_iterator it(d, fs::directory_options::skip_permission_denied,
+                              ec);
+    TORCH_CHECK(!ec, "cannot list ", d.string(), ": ", ec.message());
+    std::vector<fs::directory_entry> entries;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      TORCH_CHECK(!ec, "cannot list ", d.string(), ": ", ec.message());
+      entries.push_back(*it);
+    }
+    // Sorted, so which of two paths to one folder is kept does not depend
+    // on the file system's order.
+    std::sort(entries.begin(), entries.end());
+    std::vector<fs::path> subdirs;
+    for (const auto& e : entries) {
+      std::error_code fec;
+      if (e.is_directory(fec)) {
+        if (scan.visit(e.path())) subdirs.push_back(e.path());
+      } else if (e.is_regular_file(fec)) {
+        found.emplace_back(d.string(), e.path().filename().string());
+      }
+    }
+    todo.insert(todo.end(), subdirs.rbegin(), subdirs.rend());
   }
   std::sort(found.begin(), found.end());
   for (const auto& [parent, name] : found) {
@@ -223,6 +300,7 @@ ImageSet scan_folder(const fs::path& dir, int64_t channels) {
     }
   }
   Scan scan;
+  scan.visit(dir);
   ImageSet set;
   if (top_level_images || classes.empty()) {
     walk(dir, -1, scan);
@@ -230,7 +308,13 @@ ImageSet scan_folder(const fs::path& dir, int64_t channels) {
                     "image folder " + dir.string());
   } else {
     std::sort(classes.begin(), classes.end());
+    // Every class folder is claimed before any is walked, so a link from one
+    // class into another is not followed (its images keep their own label).
+    std::vector<bool> own(classes.size());
+    for (size_t c = 0; c < classes.size(); ++c)
+      own[c] = scan.visit(dir / classes[c]);
     for (size_t c = 0; c < classes.size(); ++c) {
+      if (!own[c]) continue;
       const auto before = scan.files.size();
       walk(dir / classes[c], static_cast<int64_t>(c), scan);
       if (scan.files.size() == before) {
@@ -273,6 +357,9 @@ ImageSet read_file_list(const fs::path& list, int64_t channels, bool strict) {
     if (sp != std::string::npos) {
       const std::string tail = line.substr(sp + 1);
       if (!tail.empty() && std::all_of(tail.begin(), tail.end(), ::isdigit)) {
+        TORCH_CHECK(tail.size() <= 9,
+                    "expected a class label below 10^9 on line ", line_no,
+                    " of ", list.string(), ", got ", tail);
         label = std::stoll(tail);
         path = line.substr(0, line.find_last_not_of(" \t", sp) + 1);
       }
@@ -291,6 +378,17 @@ ImageSet read_file_list(const fs::path& list, int64_t channels, bool strict) {
     }
     if (!has_image_extension(p.filename().string())) {
       scan.add_skipped(p.string());
+      continue;
+    }
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) {
+      // A FIFO would block the reader forever; a folder is not an image.
+      TORCH_CHECK(!strict, "--strict-data: line ", line_no, " of ",
+                  list.string(), " names ", p.string(),
+                  ", which is not a regular file");
+      log_warn("skipping ", p.string(), " (line ", line_no, " of ",
+               list.string(),
+               "): not a regular file (a folder, FIFO or device)");
       continue;
     }
     scan.add(p.string(), label);
@@ -357,7 +455,9 @@ Splits load_stl10(const std::string& dir_str) {
   };
   auto read_y = [&](const std::string& name, int64_t n) {
     const auto path = (dir / name).string();
-    const auto bytes = read_maybe_gzip(path);
+    const auto bytes = read_maybe_gzip(
+        path, 0,
+        [&](const std::vector<uint8_t>&) { return static_cast<size_t>(n); });
     TORCH_CHECK(static_cast<int64_t>(bytes.size()) == n, "expected ", n,
                 " STL-10 labels, got ", bytes.size(), ": ", path);
     auto y = torch::from_blob(const_cast<uint8_t*>(bytes.data()), {n},
@@ -404,6 +504,7 @@ Splits open_dataset(const std::string& path, const OpenOptions& options) {
   for (ImageSet* set : {&s.train, s.test ? &*s.test : nullptr,
                         s.train_labelled ? &*s.train_labelled : nullptr}) {
     if (!set) continue;
+    set->max_image_pixels = options.max_image_pixels();
     convert_channels(*set, options.channels());
     if (set->summary.empty()) {
       set->summary = std::to_string(set->size()) + " images " +

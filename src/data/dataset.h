@@ -9,12 +9,14 @@
 //   photos.train.files[0];         // the first path, in sorted order
 #pragma once
 
-#include <torch/types.h>
 #include <torch/arg.h>
+#include <torch/types.h>
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "data/image_decode.h"
 
 namespace moco::data {
 
@@ -22,6 +24,8 @@ struct ImageSet {
   torch::Tensor images;            // in memory: uint8, N x C x H x W
   std::vector<std::string> files;  // on disk: one path per image
   int64_t file_channels = 3;       // on disk: channels the decoder gives
+  int64_t max_image_pixels =
+      kMaxImagePixels;             // on disk: larger ones are bad files
   torch::Tensor labels;            // int64, N; undefined when unlabelled
   int64_t num_classes = 0;
   std::vector<std::string> classes;  // class names (ImageFolder), if known
@@ -60,6 +64,8 @@ struct OpenOptions {
   TORCH_ARG(int64_t, channels) = 0;
   // A file list naming missing files: an error instead of a warning.
   TORCH_ARG(bool, strict) = false;
+  // Image files with more pixels are refused as bad files (0: no limit).
+  TORCH_ARG(int64_t, max_image_pixels) = kMaxImagePixels;
 };
 
 // File extensions read as images (compared case-insensitively).

@@ -89,7 +89,20 @@ struct JpegJob {
   bool header_only = false;
   DecodedImage out;
   bool cmyk = false, adobe = false;
+  bool too_big = false;  // over options.max_pixels: not decoded
 };
+
+bool over_limit(int64_t width, int64_t height, int64_t max_pixels) {
+  return max_pixels > 0 && width * height > max_pixels;
+}
+
+std::string too_big_message(int64_t width, int64_t height, int64_t max_pixels,
+                            const std::string& name) {
+  return "image of " + std::to_string(width) + "x" + std::to_string(height) +
+         " = " + std::to_string(width * height) +
+         " pixels is over --max-image-pixels " + std::to_string(max_pixels) +
+         " (a decompression bomb?): " + name;
+}
 
 // Returns "" on success, else libjpeg's message. Only POD locals live here:
 // longjmp may land back in this frame.
@@ -111,7 +124,10 @@ std::string run_jpeg(JpegJob* job) {
   jpeg_read_header(&cinfo, TRUE);
   job->out.height = cinfo.image_height;
   job->out.width = cinfo.image_width;
-  if (job->header_only) {
+  job->too_big =
+      !job->header_only &&
+      over_limit(job->out.width, job->out.height, job->options.max_pixels());
+  if (job->header_only || job->too_big) {
     jpeg_destroy_decompress(&cinfo);
     return "";
   }
@@ -157,6 +173,8 @@ DecodedImage decode_jpeg(const std::vector<uint8_t>& bytes,
   job.bytes = &bytes;
   job.options = o;
   run_jpeg_checked(job, name);
+  TORCH_CHECK(!job.too_big, too_big_message(job.out.width, job.out.height,
+                                            o.max_pixels(), name));
   DecodedImage& img = job.out;
   if (job.cmyk) {
     // Adobe's CMYK JPEGs store inverted samples; PIL's conversion is
@@ -205,6 +223,8 @@ void png_on_warning(png_structp, png_const_charp) {}
 struct PngJob {
   PngReader reader;
   int64_t channels = 3;
+  int64_t max_pixels = 0;
+  bool too_big = false;
   DecodedImage out;
   std::vector<png_bytep> rows;
 };
@@ -220,9 +240,20 @@ bool run_png(PngJob* job) {
   }
   png_set_read_fn(png, &job->reader, png_read_bytes);
   png_read_info(png, info);
+  job->out.height = png_get_image_height(png, info);
+  job->out.width = png_get_image_width(png, info);
+  if (over_limit(job->out.width, job->out.height, job->max_pixels)) {
+    job->too_big = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return true;
+  }
   const int color = png_get_color_type(png, info);
   const int depth = png_get_bit_depth(png, info);
   if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  // A tRNS chunk (transparency of a palette, grey or RGB image) becomes an
+  // alpha channel when libpng expands the image; dropped as PIL's
+  // convert("RGB") drops it.
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) {
     png_set_expand_gray_1_2_4_to_8(png);
   }
@@ -253,11 +284,16 @@ DecodedImage decode_png(const std::vector<uint8_t>& bytes,
   PngJob job;
   job.reader.bytes = &bytes;
   job.channels = o.channels();
+  job.max_pixels = o.max_pixels();
   TORCH_CHECK(run_png(&job), "corrupt or truncated PNG (", job.reader.message,
               "): ", name);
+  TORCH_CHECK(!job.too_big, too_big_message(job.out.width, job.out.height,
+                                            o.max_pixels(), name));
   DecodedImage& img = job.out;
   if (img.channels == 3 && o.channels() == 1) rgb_to_grey_inplace(img);
-  TORCH_INTERNAL_ASSERT(img.channels == o.channels());
+  TORCH_CHECK(img.channels == o.channels(), "PNG with an unexpected layout (",
+              img.channels, " channels after conversion, expected ",
+              o.channels(), "): ", name);
   return std::move(img);
 }
 

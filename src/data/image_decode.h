@@ -18,6 +18,9 @@
 
 namespace moco::data {
 
+// PIL's Image.MAX_IMAGE_PIXELS: 1024 * 1024 * 1024 / 4 / 3.
+constexpr int64_t kMaxImagePixels = 89478485;
+
 enum class ImageFormat { kUnknown, kJpeg, kPng };
 
 struct ImageInfo {
@@ -35,6 +38,10 @@ struct DecodeOptions {
   // Smallest scale factor the caller accepts; JPEGs decode at the smallest
   // n/8 >= min_scale. 1: full size.
   TORCH_ARG(double, min_scale) = 1.0;
+  // Larger images are refused before their pixels are allocated: PIL's
+  // decompression-bomb limit (Image.MAX_IMAGE_PIXELS), since a 100 kB PNG
+  // can claim 20000 x 20000 pixels. 0: no limit.
+  TORCH_ARG(int64_t, max_pixels) = kMaxImagePixels;
 };
 
 // The format by its magic bytes (not by the file name).

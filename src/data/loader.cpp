@@ -134,9 +134,11 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
     min_scale = std::max(min_scale, static_cast<double>(s) /
                                         std::min(c.height, c.width));
   }
-  const auto image = decode_image(
-      bytes, path,
-      DecodeOptions().channels(data_->file_channels).min_scale(min_scale));
+  const auto image = decode_image(bytes, path,
+                                  DecodeOptions()
+                                      .channels(data_->file_channels)
+                                      .min_scale(min_scale)
+                                      .max_pixels(data_->max_image_pixels));
   const double sy = static_cast<double>(image.height) / info.height;
   const double sx = static_cast<double>(image.width) / info.width;
   for (int v = 0; v < views; ++v) {
@@ -265,15 +267,18 @@ namespace moco::data {
 namespace {
 
 // Resize(resize) + CenterCrop(size) of one image file into `out` (C x S x S).
-void load_eval_image(const std::string& path, int64_t channels, int64_t resize,
-                     int64_t size, torch::Tensor out) {
+void load_eval_image(const std::string& path, int64_t channels,
+                     int64_t max_pixels, int64_t resize, int64_t size,
+                     torch::Tensor out) {
   const auto bytes = read_file(path);
   const auto info = read_image_info(bytes, path);
   const double short_side = std::min(info.height, info.width);
   // Decode at the smallest DCT scale that keeps the short side >= resize.
-  const auto img = decode_image(
-      bytes, path,
-      DecodeOptions().channels(channels).min_scale(resize / short_side));
+  const auto img = decode_image(bytes, path,
+                                DecodeOptions()
+                                    .channels(channels)
+                                    .min_scale(resize / short_side)
+                                    .max_pixels(max_pixels));
   auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
                             {img.height, img.width, img.channels},
                             torch::kUInt8)
@@ -321,11 +326,11 @@ torch::Tensor load_eval_images(const ImageSet& set,
   for (int64_t i = 0; i < n; ++i) {
     const std::string& path = set.files[idx[i]];
     if (!readable) {
-      load_eval_image(path, c, resize, size, out[i]);
+      load_eval_image(path, c, set.max_image_pixels, resize, size, out[i]);
       continue;
     }
     try {
-      load_eval_image(path, c, resize, size, out[i]);
+      load_eval_image(path, c, set.max_image_pixels, resize, size, out[i]);
     } catch (const c10::Error& e) {
       log_warn("evaluation skips unreadable image: ", e.what_without_backtrace());
       (*readable)[i] = false;

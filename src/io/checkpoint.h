@@ -14,6 +14,7 @@
 #include <ATen/core/ivalue.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moco::io {
@@ -30,5 +31,16 @@ c10::impl::GenericDict new_dict();
 // A dict IValue's entry, with an error naming the file and key if missing.
 c10::IValue dict_get(const c10::IValue& dict, const std::string& key,
                      const std::string& path);
+// The same, checked to be an integer in [lo, hi], or a finite number; the
+// error names the file, the key and what was found.
+int64_t dict_int(const c10::IValue& dict, const std::string& key,
+                 const std::string& path, int64_t lo, int64_t hi);
+double dict_double(const c10::IValue& dict, const std::string& key,
+                   const std::string& path);
+
+// Names of the tensors holding NaN or infinity (floating point only), so the
+// commands that load weights can say that a run diverged before using them.
+std::vector<std::string> non_finite_tensors(
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors);
 
 }  // namespace moco::io

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace moco::io {
 
@@ -147,9 +149,86 @@ class Unpickler {
   std::string file_;
   std::function<at::Tensor(const std::string&, c10::ScalarType, int64_t)>
       storage_;
+  // Nesting is capped because IValues are destroyed recursively: a pickle
+  // nesting 10^6 tuples would overflow the C++ stack when the result (or
+  // the stack, on an error) is freed. Python's own pickler stops at its
+  // recursion limit (1000), so no torch.save file is deeper than this.
+  static constexpr int kMaxDepth = 1000;
+  static bool is_container(const c10::IValue& v) {
+    return v.isList() || v.isGenericDict() || v.isTuple();
+  }
+  int depth_of(const c10::IValue& v) const {
+    if (!is_container(v)) return 0;
+    auto it = depth_.find(v.internalToPointer());
+    return it == depth_.end() ? 1 : it->second;
+  }
+  // Registers a new container (an address may be reused after a free, so
+  // whatever was recorded for it before is forgotten) and pushes it.
+  void push_container(c10::IValue v, int depth) {
+    TORCH_CHECK(depth <= kMaxDepth, "malformed pickle (nested deeper than ",
+                kMaxDepth, " levels) in ", file_);
+    depth_[v.internalToPointer()] = depth;
+    inside_.erase(v.internalToPointer());
+    push(std::move(v));
+  }
+  // Children put into a container: remembered as "inside", so that changing
+  // them later (which would make a stale depth, or a reference cycle that
+  // no reader could walk) is refused.
+  int adopt(const c10::IValue& child) {
+    if (is_container(child)) inside_.insert(child.internalToPointer());
+    return depth_of(child);
+  }
+  // A list or dict on the stack about to get `items`: its new depth.
+  void grow(const c10::IValue& target, const std::vector<Item>& items) {
+    if (!is_container(target)) return;  // append/set_items report it
+    const void* t = target.internalToPointer();
+    TORCH_CHECK(!inside_.count(t),
+                "unsupported pickle (a list or dict changed after it was put "
+                "into another: a recursive structure?) in ",
+                file_);
+    int d = depth_of(target);
+    for (const auto& it : items) {
+      TORCH_CHECK(!is_container(it.value) || it.value.internalToPointer() != t,
+                  "unsupported pickle (a list or dict containing itself) in ",
+                  file_);
+      d = std::max(d, 1 + adopt(it.value));
+    }
+    TORCH_CHECK(d <= kMaxDepth, "malformed pickle (nested deeper than ",
+                kMaxDepth, " levels) in ", file_);
+    depth_[t] = d;
+  }
+  Item& top() {
+    TORCH_CHECK(!stack_.empty(), "malformed pickle (stack underflow) in ",
+                file_);
+    return stack_.back();
+  }
+  void push_tuple(std::vector<c10::IValue> v) {
+    int d = 1;
+    for (const auto& e : v) d = std::max(d, 1 + adopt(e));
+    push_container(c10::ivalue::Tuple::create(std::move(v)), d);
+  }
+  int64_t to_int(const c10::IValue& v, const char* what) const {
+    TORCH_CHECK(v.isInt(), "malformed pickle (", what,
+                " is not an integer) in ", file_);
+    return v.toInt();
+  }
+  std::vector<int64_t> int_tuple(const c10::IValue& v, const char* what) const {
+    TORCH_CHECK(v.isTuple(), "malformed tensor (", what, " is not a tuple) in ",
+                file_);
+    std::vector<int64_t> out;
+    for (const auto& e : v.toTupleRef().elements()) {
+      out.push_back(to_int(e, what));
+      TORCH_CHECK(out.back() >= 0, "malformed tensor (negative ", what, ") in ",
+                  file_);
+    }
+    return out;
+  }
+
   std::vector<Item> stack_;
   std::map<int64_t, Item> memo_;
   std::map<std::string, at::Tensor> storages_;
+  std::unordered_map<const void*, int> depth_;
+  std::unordered_set<const void*> inside_;
 };
 
 c10::IValue Unpickler::persistent_load(const c10::IValue& pid) {
@@ -157,8 +236,11 @@ c10::IValue Unpickler::persistent_load(const c10::IValue& pid) {
   TORCH_CHECK(pid.isTuple(), "unsupported persistent id in ", file_);
   const auto& e = pid.toTupleRef().elements();
   TORCH_CHECK(e.size() >= 5 && e[0].isString() &&
-                  e[0].toStringRef() == "storage" && e[1].isString(),
+                  e[0].toStringRef() == "storage" && e[1].isString() &&
+                  e[2].isString() && e[4].isInt(),
               "unsupported persistent id in ", file_);
+  TORCH_CHECK(e[4].toInt() >= 0, "malformed storage (", e[4].toInt(),
+              " elements) in ", file_);
   const std::string key = e[2].toStringRef();
   TORCH_CHECK(e.size() < 6 || e[5].isNone(),
               "storage views (legacy torch.save) are not supported: ", file_);
@@ -172,27 +254,40 @@ c10::IValue Unpickler::persistent_load(const c10::IValue& pid) {
 
 c10::IValue Unpickler::call(const Global& g, std::vector<c10::IValue> args) {
   const std::string name = g.full();
-  if (name == "collections.OrderedDict") return new_dict();
+  if (name == "collections.OrderedDict") {
+    c10::IValue d = new_dict();
+    depth_[d.internalToPointer()] = 1;  // a fresh address: forget a freed one's
+    inside_.erase(d.internalToPointer());
+    return d;
+  }
   if (name == "torch._utils._rebuild_tensor_v2" ||
       name == "torch._utils._rebuild_tensor") {
     // (storage, storage_offset, size, stride, ...)
     TORCH_CHECK(args.size() >= 4 && args[0].isTensor(),
                 "malformed tensor in ", file_);
     auto storage = args[0].toTensor();
-    std::vector<int64_t> size, stride;
-    for (const auto& v : args[2].toTupleRef().elements()) size.push_back(v.toInt());
-    for (const auto& v : args[3].toTupleRef().elements()) stride.push_back(v.toInt());
-    int64_t extent = 1;
-    for (size_t i = 0; i < size.size(); ++i) {
-      if (size[i] == 0) extent = 0;
+    const int64_t offset = to_int(args[1], "storage offset");
+    const auto size = int_tuple(args[2], "size");
+    const auto stride = int_tuple(args[3], "stride");
+    TORCH_CHECK(offset >= 0 && size.size() == stride.size(),
+                "malformed tensor (size ", size.size(), " dims, stride ",
+                stride.size(), " dims, offset ", offset, ") in ", file_);
+    // The last element's index, offset + sum (size-1)*stride, must lie in
+    // the storage; computed without overflow for hostile values.
+    bool empty = false;
+    for (int64_t n : size) empty = empty || n == 0;
+    if (!empty) {
+      int64_t last = offset;
+      for (size_t i = 0; i < size.size(); ++i) {
+        int64_t step = 0;
+        TORCH_CHECK(!__builtin_mul_overflow(size[i] - 1, stride[i], &step) &&
+                        !__builtin_add_overflow(last, step, &last),
+                    "malformed tensor (size/stride overflow) in ", file_);
+      }
+      TORCH_CHECK(last < storage.numel(), "tensor larger than its storage in ",
+                  file_, " (truncated file?)");
     }
-    if (extent) {
-      extent = args[1].toInt() + 1;
-      for (size_t i = 0; i < size.size(); ++i) extent += (size[i] - 1) * stride[i];
-    }
-    TORCH_CHECK(extent <= storage.numel(), "tensor larger than its storage in ",
-                file_, " (truncated file?)");
-    return storage.as_strided(size, stride, args[1].toInt());
+    return storage.as_strided(size, stride, offset);
   }
   if (name == "torch._utils._rebuild_parameter") {
     TORCH_CHECK(!args.empty() && args[0].isTensor(), "malformed parameter in ",
@@ -206,7 +301,9 @@ c10::IValue Unpickler::call(const Global& g, std::vector<c10::IValue> args) {
     return args[0];
   }
   if (name == "torch.device") {
-    return c10::IValue(args.empty() ? std::string("cpu") : args[0].toStringRef());
+    return c10::IValue(args.empty() || !args[0].isString()
+                           ? std::string("cpu")
+                           : args[0].toStringRef());
   }
   TORCH_CHECK(false, "unsupported Python object ", name, " in ", file_,
               ": only tensors, dicts, lists, tuples, numbers and strings ",
@@ -228,9 +325,15 @@ c10::IValue Unpickler::run() {
         stack_.push_back(std::move(m));
         break;
       }
-      case '}': push(new_dict()); break;          // EMPTY_DICT
-      case ']': push(new_list()); break;          // EMPTY_LIST
-      case ')': push(c10::ivalue::Tuple::create({})); break;  // EMPTY_TUPLE
+      case '}':
+        push_container(new_dict(), 1);
+        break;  // EMPTY_DICT
+      case ']':
+        push_container(new_list(), 1);
+        break;  // EMPTY_LIST
+      case ')':
+        push_tuple({});
+        break;                                     // EMPTY_TUPLE
       case 'N': push(c10::IValue()); break;        // NONE
       case 0x88: push(true); break;                // NEWTRUE
       case 0x89: push(false); break;               // NEWFALSE
@@ -277,11 +380,19 @@ c10::IValue Unpickler::run() {
       case 'U': push(bytes(u8())); break;             // SHORT_BINSTRING
       case 'B': push(bytes(le<uint32_t>())); break;   // BINBYTES
       case 'C': push(bytes(u8())); break;             // SHORT_BINBYTES
-      case 'q': memo_[u8()] = stack_.back(); break;   // BINPUT
-      case 'r': memo_[le<uint32_t>()] = stack_.back(); break;  // LONG_BINPUT
+      case 'q': {                                     // BINPUT
+        const int64_t k = u8();
+        memo_[k] = top();
+        break;
+      }
+      case 'r': {  // LONG_BINPUT
+        const int64_t k = le<uint32_t>();
+        memo_[k] = top();
+        break;
+      }
       case 0x94: {                                    // MEMOIZE
         const int64_t k = static_cast<int64_t>(memo_.size());
-        memo_[k] = stack_.back();
+        memo_[k] = top();
         break;
       }
       case 'h':
@@ -297,7 +408,7 @@ c10::IValue Unpickler::run() {
         auto items = pop_to_mark();
         std::vector<c10::IValue> v;
         for (auto& it : items) v.push_back(value_of(it));
-        push(c10::ivalue::Tuple::create(std::move(v)));
+        push_tuple(std::move(v));
         break;
       }
       case 0x85:
@@ -306,12 +417,15 @@ c10::IValue Unpickler::run() {
         const size_t n = op - 0x84;
         std::vector<c10::IValue> v(n);
         for (size_t i = n; i-- > 0;) v[i] = pop_value();
-        push(c10::ivalue::Tuple::create(std::move(v)));
+        push_tuple(std::move(v));
         break;
       }
       case 'l': {                                     // LIST
         auto items = pop_to_mark();
         c10::IValue l = new_list();
+        depth_[l.internalToPointer()] = 1;
+        inside_.erase(l.internalToPointer());
+        grow(l, items);
         append(l, items);
         push(l);
         break;
@@ -319,6 +433,9 @@ c10::IValue Unpickler::run() {
       case 'd': {                                     // DICT
         auto items = pop_to_mark();
         c10::IValue d = new_dict();
+        depth_[d.internalToPointer()] = 1;
+        inside_.erase(d.internalToPointer());
+        grow(d, items);
         set_items(d, items);
         push(d);
         break;
@@ -326,28 +443,28 @@ c10::IValue Unpickler::run() {
       case 'a': {                                     // APPEND
         std::vector<Item> items;
         items.push_back(pop());
-        TORCH_CHECK(!stack_.empty(), "malformed pickle in ", file_);
-        append(stack_.back().value, items);
+        grow(top().value, items);
+        append(top().value, items);
         break;
       }
       case 'e': {                                     // APPENDS
         auto items = pop_to_mark();
-        TORCH_CHECK(!stack_.empty(), "malformed pickle in ", file_);
-        append(stack_.back().value, items);
+        grow(top().value, items);
+        append(top().value, items);
         break;
       }
       case 's': {                                     // SETITEM
         std::vector<Item> items(2);
         items[1] = pop();
         items[0] = pop();
-        TORCH_CHECK(!stack_.empty(), "malformed pickle in ", file_);
-        set_items(stack_.back().value, items);
+        grow(top().value, items);
+        set_items(top().value, items);
         break;
       }
       case 'u': {                                     // SETITEMS
         auto items = pop_to_mark();
-        TORCH_CHECK(!stack_.empty(), "malformed pickle in ", file_);
-        set_items(stack_.back().value, items);
+        grow(top().value, items);
+        set_items(top().value, items);
         break;
       }
       case 'c': {                                     // GLOBAL
@@ -368,8 +485,12 @@ c10::IValue Unpickler::run() {
       case 0x93: {                                    // STACK_GLOBAL
         Item g;
         g.kind = Item::kGlobal;
-        g.global.name = pop_value().toStringRef();
-        g.global.module = pop_value().toStringRef();
+        const auto name = pop_value();
+        const auto module = pop_value();
+        TORCH_CHECK(name.isString() && module.isString(),
+                    "malformed pickle (STACK_GLOBAL) in ", file_);
+        g.global.name = name.toStringRef();
+        g.global.module = module.toStringRef();
         stack_.push_back(std::move(g));
         break;
       }
@@ -381,12 +502,20 @@ c10::IValue Unpickler::run() {
                     "malformed pickle (REDUCE) in ", file_);
         std::vector<c10::IValue> a;
         if (args.isTuple()) a = args.toTupleRef().elements().vec();
-        push(call(callable.global, std::move(a)));
+        auto result = call(callable.global, std::move(a));
+        if (is_container(result)) {
+          // A new OrderedDict, or an argument handed back unwrapped (it is
+          // no longer inside the discarded argument tuple).
+          const int d = depth_of(result);
+          push_container(std::move(result), d);
+        } else {
+          push(std::move(result));
+        }
         break;
       }
       case 'b': {                                     // BUILD
         auto state = pop_value();
-        TORCH_CHECK(!stack_.empty(), "malformed pickle in ", file_);
+        top();
         // torch.save's tensors and OrderedDicts take no state worth
         // keeping (backward hooks, an empty dict); anything else is an
         // object we do not read.
@@ -417,9 +546,11 @@ std::vector<char> slurp(const std::string& path) {
 at::Tensor bytes_to_tensor(const char* data, size_t nbytes,
                            c10::ScalarType dtype, int64_t numel,
                            const std::string& what) {
-  const size_t want = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  TORCH_CHECK(nbytes >= want, "storage ", what, " holds ", nbytes,
-              " bytes, expected ", want, " (truncated file?)");
+  const size_t esize = c10::elementSize(dtype);
+  TORCH_CHECK(numel >= 0 && static_cast<size_t>(numel) <= nbytes / esize,
+              "storage ", what, " holds ", nbytes, " bytes, the pickle says ",
+              numel, " elements of ", esize, " bytes (truncated file?)");
+  const size_t want = static_cast<size_t>(numel) * esize;
   auto t = at::empty({numel}, at::TensorOptions().dtype(dtype));
   std::memcpy(t.data_ptr(), data, want);
   return t;
@@ -468,16 +599,24 @@ c10::IValue read_legacy(const std::string& path, const std::vector<char>& file) 
   next_pickle(no_storage);  // sys info
   // Storages are read after the object; keep empty ones to fill in place.
   std::map<std::string, std::pair<c10::ScalarType, at::Tensor>> pending;
-  auto obj = next_pickle([&](const std::string& key, c10::ScalarType dtype,
-                             int64_t numel) {
-    auto t = at::empty({numel}, at::TensorOptions().dtype(dtype));
-    pending[key] = {dtype, t};
-    return t;
-  });
+  auto obj = next_pickle(
+      [&](const std::string& key, c10::ScalarType dtype, int64_t numel) {
+        // Allocated before the bytes are read: bounded by the file's size
+        // first.
+        TORCH_CHECK(numel >= 0 && static_cast<size_t>(numel) <=
+                                      file.size() / c10::elementSize(dtype),
+                    "storage ", key, " claims ", numel,
+                    " elements, more than the file holds: ", path);
+        auto t = at::empty({numel}, at::TensorOptions().dtype(dtype));
+        pending[key] = {dtype, t};
+        return t;
+      });
   const auto keys = next_pickle(no_storage);
   TORCH_CHECK(keys.isList(), "malformed legacy torch.save file: ", path);
   for (const auto& k : keys.toList()) {
-    const std::string key = static_cast<c10::IValue>(k).toStringRef();
+    const c10::IValue kv = k;
+    TORCH_CHECK(kv.isString(), "malformed legacy torch.save file: ", path);
+    const std::string key = kv.toStringRef();
     auto it = pending.find(key);
     TORCH_CHECK(it != pending.end(), "malformed legacy torch.save file: ", path);
     TORCH_CHECK(file.size() - off >= 8, "truncated torch.save file: ", path);

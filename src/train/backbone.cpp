@@ -5,6 +5,7 @@
 #include <regex>
 #include <set>
 
+#include "core/log.h"
 #include "data/dataset.h"
 #include "io/checkpoint.h"
 
@@ -110,6 +111,12 @@ Backbone load_backbone(const std::string& path) {
     b.options.num_classes(b.head["fc.weight"].size(0));
   } else if (b.head.count("fc.2.weight")) {
     b.options.num_classes(b.head["fc.2.weight"].size(0));
+  }
+  const auto bad = io::non_finite_tensors({mapped.begin(), mapped.end()});
+  if (!bad.empty()) {
+    log_warn(path, ": ", bad.size(), " tensors hold NaN or infinity (first: '",
+             bad[0], "'); the run that wrote them diverged, and what is ",
+             "computed from them means nothing");
   }
   return b;
 }

@@ -39,8 +39,10 @@ int64_t run_embed(const EmbedOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
-  auto splits = data::open_dataset(o.data(),
-                                   data::OpenOptions().channels(o.channels()));
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
   TORCH_CHECK(o.split() == "train" || splits.test, "--split test: ", o.data(),
               " has no test split");
   const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;

@@ -106,8 +106,10 @@ KnnResult run_knn(const KnnCommandOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
-  auto splits = data::open_dataset(o.data(),
-                                   data::OpenOptions().channels(o.channels()));
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
   data::require_labels(splits, o.data(), "knn");
   const auto& bank_set = splits.labelled_train();
   const auto& test_set = *splits.test;

@@ -111,9 +111,14 @@ void resume_classifier(Classifier& c, const LinclsOptions& o) {
     params["fc.weight"].copy_(resumed.head.at("fc.weight"));
     params["fc.bias"].copy_(resumed.head.at("fc.bias"));
   }
-  const auto top = io::load_pickle(o.resume()).toGenericDict();
-  if (top.contains("epoch")) c.start_epoch = top.at("epoch").toInt();
-  if (top.contains("best_acc1")) c.best_acc1 = top.at("best_acc1").toDouble();
+  const auto ckpt = io::load_pickle(o.resume());
+  const auto top = ckpt.toGenericDict();
+  if (top.contains("epoch")) {
+    c.start_epoch = io::dict_int(ckpt, "epoch", o.resume(), 0, o.epochs());
+  }
+  if (top.contains("best_acc1")) {
+    c.best_acc1 = io::dict_double(ckpt, "best_acc1", o.resume());
+  }
   if (top.contains("optimizer")) {
     sgd_load_state(*c.sgd, top.at("optimizer"), o.resume());
   }
@@ -193,8 +198,10 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   const auto device = resolve_device(o.device());
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  auto splits = data::open_dataset(o.data(),
-                                   data::OpenOptions().channels(o.channels()));
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
   data::require_labels(splits, o.data(), "lincls");
   const data::ImageSet& train_set = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;

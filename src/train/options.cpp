@@ -3,6 +3,8 @@
 #include <c10/util/Exception.h>
 
 #include <map>
+#include <string>
+#include <thread>
 
 namespace moco::train {
 
@@ -10,6 +12,18 @@ namespace {
 
 using args::Style;
 using C = Command;
+
+// More threads than this only adds switching (and each costs a stack):
+// --threads 100000 once made thousands of them and tens of GB of address
+// space. Four per core leaves room for I/O-bound loading.
+double thread_cap() {
+  return 4.0 * std::max(1u, std::thread::hardware_concurrency());
+}
+std::string thread_cap_why() {
+  return "4 per core; this machine has " +
+         std::to_string(std::max(1u, std::thread::hardware_concurrency())) +
+         " cores";
+}
 
 template <class O, class Member>
 void bind_one(Arg& a, Member member) {
@@ -70,13 +84,13 @@ std::vector<Arg> make_table() {
           {C::pretrain, C::lincls, C::bench_data},
           "data loading threads (-1: one per core beyond the first, at least "
           "1; bench-data: all cores)")
-          .check({at_least(-1)})
+          .check({at_least(-1), at_most(thread_cap(), thread_cap_why())})
           .persist_as(Persist::record));
   add(arg("--threads", MOCO_MEMBER(threads),
           {C::pretrain, C::lincls, C::knn, C::embed, C::sweep},
           "intra-op threads for the network (0: all cores, or this process's "
           "share of them; sweep: the cores its points share)")
-          .check({non_negative()})
+          .check({non_negative(), at_most(thread_cap(), thread_cap_why())})
           .persist_as(Persist::record));
   add(arg("--device", MOCO_MEMBER(device), kEvalCommands, "cpu | cuda | cuda:N")
           .persist_as(Persist::record));
@@ -85,6 +99,11 @@ std::vector<Arg> make_table() {
           "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
           "files: 3)")
           .check({one_of({"0", "1", "3"})}));
+  add(arg("--max-image-pixels", MOCO_MEMBER(max_image_pixels),
+          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          "image files with more pixels are skipped as unreadable (PIL's "
+          "decompression-bomb limit; 0: no limit)")
+          .check({non_negative()}));
   add(arg("-b,--batch-size", MOCO_MEMBER(batch_size),
           {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
           "mini-batch size (pretrain: the global batch over all processes, as "

@@ -71,6 +71,7 @@ struct PretrainOptions {
   TORCH_ARG(bool, knn_pixels) = false;    // also score raw pixels, at the end
   TORCH_ARG(bool, progress) = true;       // bar on a terminal
   TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
   // Distributed (official names; see dist/environment.h).
   TORCH_ARG(std::string, dist_url) = "";
@@ -109,6 +110,7 @@ struct LinclsOptions {
   TORCH_ARG(std::string, output) = "runs/lincls";
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(int64_t, max_steps) = 0;  // per epoch; 0: all (for tests)
   TORCH_ARG(bool, progress) = true;
 };
@@ -124,6 +126,7 @@ struct KnnCommandOptions {
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
 };
 
 struct EmbedOptions {
@@ -136,6 +139,7 @@ struct EmbedOptions {
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
 };
 
 struct ExportOptions {
@@ -156,6 +160,7 @@ struct BenchDataOptions {
   TORCH_ARG(std::string, aug) = "v2";  // v1 | v2
   TORCH_ARG(int64_t, images) = 0;      // 0: all
   TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(double, step_ms) = 0;
 };
 

@@ -1,11 +1,11 @@
 #include "train/pretrain.h"
 
+#include <fmt/format.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <filesystem>
-
-#include <fmt/format.h>
+#include <limits>
 
 #include "core/log.h"
 #include "core/progress.h"
@@ -225,32 +225,67 @@ void restore_weights(const c10::impl::GenericDict& sd, models::Moco& model,
                 dst.sizes(), " (another --arch, --moco-dim, --moco-k, --mlp?)");
     dst.copy_(src);
   };
-  for (auto& p : model->named_parameters()) restore(p.key(), p.value());
-  for (auto& b : model->named_buffers()) restore(b.key(), b.value());
+  std::vector<std::pair<std::string, torch::Tensor>> all;
+  for (auto& p : model->named_parameters()) {
+    restore(p.key(), p.value());
+    all.emplace_back("module." + p.key(), p.value());
+  }
+  for (auto& b : model->named_buffers()) {
+    restore(b.key(), b.value());
+    all.emplace_back("module." + b.key(), b.value());
+  }
+  const auto bad = io::non_finite_tensors(all);
+  TORCH_CHECK(bad.empty(), "checkpoint ", path, ": ", bad.size(),
+              " tensors hold NaN or infinity (first: '",
+              bad.empty() ? "" : bad[0],
+              "'); the run that wrote it diverged. Resume from an earlier ",
+              "checkpoint, with a lower --lr");
+  const int64_t ptr = model->queue_ptr.item<int64_t>();
+  TORCH_CHECK(ptr >= 0 && ptr < model->queue.size(1), "checkpoint ", path,
+              ": queue pointer ", ptr, " is outside the queue of ",
+              model->queue.size(1), " keys");
 }
 
+// Every value is checked before use: a checkpoint may be damaged or made by
+// hand, and a wrong epoch would train backwards or not at all.
 ResumeState load_checkpoint(const std::string& path, models::Moco& model,
-                            Sgd& sgd, Amp& amp) {
+                            Sgd& sgd, Amp& amp, int64_t epochs) {
   const auto ckpt = io::load_pickle(path);
   ResumeState rs;
-  rs.epoch = io::dict_get(ckpt, "epoch", path).toInt();
+  rs.epoch =
+      io::dict_int(ckpt, "epoch", path, 0, std::numeric_limits<int64_t>::max());
+  TORCH_CHECK(rs.epoch <= epochs, "checkpoint ", path, " has trained ",
+              rs.epoch, " epochs, more than this run's --epochs ", epochs,
+              ": pass --epochs ", rs.epoch, " or more to continue it");
   restore_weights(io::dict_get(ckpt, "state_dict", path).toGenericDict(), model,
                   path);
   sgd_load_state(sgd, io::dict_get(ckpt, "optimizer", path), path);
   const auto top = ckpt.toGenericDict();
   if (top.contains(c10::IValue("global_step"))) {
-    rs.global_step = top.at(c10::IValue("global_step")).toInt();
+    rs.global_step = io::dict_int(ckpt, "global_step", path, 0,
+                                  std::numeric_limits<int64_t>::max());
   }
   if (amp.scaling() && top.contains(c10::IValue("scaler"))) {
     const auto sc = top.at(c10::IValue("scaler"));
-    amp.scaler().load(io::dict_get(sc, "scale", path).toDouble(),
-                      io::dict_get(sc, "_growth_tracker", path).toInt());
+    const double scale = io::dict_double(sc, "scale", path);
+    TORCH_CHECK(scale > 0, "checkpoint ", path, ": loss scale ", scale,
+                " is not positive");
+    amp.scaler().load(scale, io::dict_int(sc, "_growth_tracker", path, 0,
+                                          std::numeric_limits<int64_t>::max()));
   }
   if (top.contains(c10::IValue("rng_state"))) {
-    const auto rng = top.at(c10::IValue("rng_state"));
+    const auto state =
+        io::dict_get(top.at(c10::IValue("rng_state")), "torch", path);
+    TORCH_CHECK(state.isTensor(), "checkpoint ", path,
+                ": expected rng_state['torch'] to be a tensor");
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(io::dict_get(rng, "torch", path).toTensor());
+    try {
+      gen.set_state(state.toTensor());
+    } catch (const c10::Error& e) {
+      TORCH_CHECK(false, "checkpoint ", path, ": its random number state is ",
+                  "damaged (", e.what_without_backtrace(), ")");
+    }
   }
   return rs;
 }
@@ -350,9 +385,11 @@ Session start_session(const PretrainOptions& opts) {
   s.comm = connect(opts, env);
   // Never write over a run's results by accident (rank 0 creates the folder).
   s.ckpt_path = guard_output(opts.output(), !opts.resume().empty(), env.rank == 0);
-  s.splits = data::open_dataset(
-      opts.data(),
-      data::OpenOptions().channels(opts.channels()).strict(opts.strict_data()));
+  s.splits = data::open_dataset(opts.data(),
+                                data::OpenOptions()
+                                    .channels(opts.channels())
+                                    .strict(opts.strict_data())
+                                    .max_image_pixels(opts.max_image_pixels()));
   s.train_set = std::make_shared<data::ImageSet>(std::move(s.splits.train));
   s.plan = resolve_plan(opts, env, *s.train_set);
   torch::manual_seed(static_cast<uint64_t>(s.o().seed()));
@@ -362,7 +399,8 @@ Session start_session(const PretrainOptions& opts) {
   s.sgd = std::make_unique<Sgd>(make_optimizer(s.model, s.o()));
   s.start_epoch = s.o().start_epoch();
   if (!s.o().resume().empty()) {
-    const auto rs = load_checkpoint(s.o().resume(), s.model, *s.sgd, *s.amp);
+    const auto rs = load_checkpoint(s.o().resume(), s.model, *s.sgd, *s.amp,
+                                    s.o().epochs());
     s.start_epoch = rs.epoch;
     s.global_step = rs.global_step;
     log_info("resumed from ", s.o().resume(), " at epoch ", s.start_epoch);
@@ -603,6 +641,16 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
   s.model->train();
   double images = 0, step_seconds = 0, wait = 0;
   bool stopped = false;
+  if (s.start_epoch == o.epochs()) {
+    // A finished run resumed (e.g. by a sweep that stopped before noting
+    // it): nothing to train; its final numbers are computed again.
+    log_info("the checkpoint has trained all ", o.epochs(),
+             " epochs: nothing to train (raise --epochs to train longer)");
+    result.checkpoint = o.resume();
+    std::tie(result.knn_top1, result.knn_top5) = monitor(s, o.epochs() - 1);
+    if (o.knn_pixels())
+      result.knn_pixels_top1 = monitor_pixels(s, o.epochs() - 1);
+  }
   for (int64_t epoch = s.start_epoch; epoch < o.epochs() && !stopped; ++epoch) {
     const EpochStats e = run_epoch(s, epoch);
     stopped = o.max_steps() > 0 && s.global_step >= o.max_steps();

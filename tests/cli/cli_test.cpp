@@ -58,7 +58,9 @@ TEST(Cli, OutOfRangeValuesExitNonZeroNamingTheFlag) {
   test::write_idx_dataset(dir, 32, 12, 4);
   for (const char* args :
        {"--moco-k 0", "--moco-m 1", "--moco-t 0", "--batch-size 64",
-        "--moco-m -0.5"}) {
+        "--moco-m -0.5", "--threads 100000", "--workers 5000", "--moco-t inf",
+        "--blur maybe", "--knn-bank -5", "--dist-timeout inf",
+        "--nproc-per-node -2", "--max-image-pixels -1"}) {
     auto r = moco("pretrain '" + dir.string() + "' --output '" +
                       (dir / "run").string() + "' " + args,
                   dir);
@@ -223,6 +225,134 @@ TEST(Cli, BenchDataReportsOneCoreAllWorkersAndWaitShare) {
   EXPECT_NE(r.out.find("2 workers:"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("images/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("waiting for data"), std::string::npos) << r.out;
+}
+
+// A checkpoint's values are checked before use: an epoch of -5 once trained
+// and logged "knn epoch -5", 10^6 exited 0 without training, a float epoch
+// gave "isInt() INTERNAL ASSERT FAILED", NaN weights a silent 8.8% kNN.
+TEST(Cli, ResumedCheckpointValuesAreChecked) {
+  auto dir = test::scratch_dir("ckvalues");
+  test::write_idx_dataset(dir, 64, 12, 4);
+  const std::string run = (dir / "run").string();
+  auto r = moco("pretrain '" + dir.string() +
+                    "' --preset quick --width 8 -b 16 "
+                    "--bn-splits 4 --moco-k 32 --epochs 1 --threads 1 -j 1 "
+                    "--knn-bank 0 --knn-test 0 --output '" +
+                    run + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto good = (dir / "run" / "checkpoint.pth.tar").string();
+  auto with = [&](const std::string& name, auto change) {
+    auto ckpt = io::load_pickle(good).toGenericDict();
+    change(ckpt);
+    const auto path = (dir / name).string();
+    io::save_pickle(path, ckpt);
+    return path;
+  };
+  auto weights = [](c10::impl::GenericDict& ck) {
+    return ck.at(c10::IValue("state_dict")).toGenericDict();
+  };
+  struct Case {
+    std::string path, says;
+  };
+  const std::vector<Case> cases = {
+      {with("neg.pth",
+            [](auto& ck) { ck.insert_or_assign("epoch", int64_t{-5}); }),
+       "expected 'epoch' in [0, "},
+      {with("big.pth",
+            [](auto& ck) { ck.insert_or_assign("epoch", int64_t{1000000}); }),
+       "has trained 1000000 epochs, more than this run's --epochs 2"},
+      {with("float.pth", [](auto& ck) { ck.insert_or_assign("epoch", 1.5); }),
+       "expected 'epoch' to be an integer, got Double"},
+      {with("step.pth",
+            [](auto& ck) { ck.insert_or_assign("global_step", int64_t{-1}); }),
+       "expected 'global_step' in [0, "},
+      {with("nan.pth",
+            [&](auto& ck) {
+              weights(ck)
+                  .at(c10::IValue("module.encoder_q.conv1.weight"))
+                  .toTensor()
+                  .fill_(std::nan(""));
+            }),
+       "hold NaN or infinity (first: 'module.encoder_q.conv1.weight')"},
+      {with("ptr.pth",
+            [&](auto& ck) {
+              weights(ck)
+                  .at(c10::IValue("module.queue_ptr"))
+                  .toTensor()
+                  .fill_(999);
+            }),
+       "queue pointer 999 is outside the queue of 32 keys"},
+  };
+  for (const auto& c : cases) {
+    r = moco("pretrain '" + dir.string() + "' --epochs 2 --resume '" + c.path +
+                 "' --output '" + (dir / "resumed").string() + "'",
+             dir);
+    EXPECT_EQ(r.rc, 1) << c.path << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.path << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.path), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("INTERNAL ASSERT"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "resumed" / "checkpoint.pth.tar")) << c.path;
+  }
+  // Evaluation commands warn about NaN weights.
+  r = moco("knn '" + dir.string() + "' --pretrained '" + cases[4].path +
+               "' --threads 1 --knn-k 5",
+           dir);
+  EXPECT_NE(r.out.find("hold NaN or infinity"), std::string::npos) << r.out;
+  // A finished run resumed: nothing to train, its numbers again.
+  r = moco("pretrain '" + dir.string() + "' --resume '" + good + "'", dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("nothing to train"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("final kNN top-1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checkpoint: " + good), std::string::npos) << r.out;
+}
+
+// SIGTERM/SIGINT: a line says so, the exit status says which signal, and no
+// half-written file is left (the signal lands at random moments, checkpoint
+// writes included: each run below saves every epoch of a few steps).
+TEST(Cli, SignalsAreLoggedAndLeaveNoPartialFile) {
+  auto dir = test::scratch_dir("signals");
+  test::write_idx_dataset(dir, 64, 12, 4);
+  // set -m: the job gets its own process group, and SIGINT is not ignored
+  // as it is for a script's background jobs.
+  const std::string script = R"(
+    set -m
+    moco=$1 data=$2 out=$3 sig=$4 delay=$5
+    "$moco" pretrain "$data" --preset quick --width 8 -b 16 --bn-splits 4 \
+      --moco-k 32 --epochs 1000 --threads 1 -j 1 --knn-freq 0 --knn-bank 0 \
+      --knn-test 0 --knn-init=false --knn-pixels=false --output "$out" > "$out.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do grep -q "epoch 1/1000 done" "$out.log" 2>/dev/null && break; sleep 0.1; done
+    sleep "$delay"
+    kill -s "$sig" $pid
+    wait $pid
+    echo "rc=$?"
+    ls "$out"
+  )";
+  test::write_file(dir / "sig.sh", script);
+  int i = 0;
+  for (const char* sig : {"TERM", "INT", "TERM", "TERM", "INT"}) {
+    const auto out = (dir / ("run" + std::to_string(i))).string();
+    const std::string delay = std::to_string(0.037 * i * i);
+    auto r = test::run_capture("bash '" + (dir / "sig.sh").string() + "' '" +
+                                   test::moco_binary() + "' '" + dir.string() +
+                                   "' '" + out + "' " + sig + " " + delay,
+                               dir);
+    const auto log = test::read_text(out + ".log");
+    EXPECT_NE(r.out.find(std::string("rc=") +
+                         (sig == std::string("TERM") ? "143" : "130")),
+              std::string::npos)
+        << r.out << log;
+    EXPECT_NE(log.find(sig == std::string("TERM") ? "received SIGTERM"
+                                                  : "interrupted (SIGINT)"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(r.out.find(".tmp"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("checkpoint.pth.tar"), std::string::npos) << r.out;
+    // What is left reads back.
+    EXPECT_NO_THROW(io::load_pickle(out + "/checkpoint.pth.tar")) << out;
+    ++i;
+  }
 }
 
 }  // namespace moco::cli

@@ -1,9 +1,11 @@
 #include "data/dataset.h"
 
-#include "../support.h"
-#include "image_fixtures.h"
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
+
+#include "../support.h"
+#include "image_fixtures.h"
 
 namespace moco::data {
 
@@ -291,6 +293,82 @@ TEST(ImageFiles, Stl10BinaryIsColumnMajor) {
   write_file(dir / "test_X.bin", std::string(1000, 'x'));
   auto msg = test::error_message([&] { open_dataset(dir.string()); });
   EXPECT_NE(msg.find("test_X.bin"), std::string::npos) << msg;
+}
+
+// ---- hostile trees, lists and archives --------------------------------------
+
+// Two links to the folder itself once made the walk endless (3 GB and
+// growing); a link to the root listed every class under "cat".
+TEST(HostileData, SymlinkLoopsAreFollowedOnce) {
+  auto dir = scratch_dir("loops");
+  make_image_folder(dir);
+  fs::create_directory_symlink(".", dir / "cat" / "l1");
+  fs::create_directory_symlink(".", dir / "cat" / "l2");
+  fs::create_directory_symlink("..", dir / "cat" / "loop");
+  fs::create_directory_symlink("../dog", dir / "zebra" / "to_dog");
+  auto s = open_dataset(dir.string());
+  EXPECT_EQ(s.train.size(), 6);  // as without the links
+  const auto labels = s.train.labels;
+  EXPECT_EQ((labels == 0).sum().item<int64_t>(), 1);  // cat
+  EXPECT_EQ((labels == 1).sum().item<int64_t>(), 4);  // dog
+  EXPECT_EQ((labels == 2).sum().item<int64_t>(), 1);  // zebra
+  // Unlabelled: a loop below the root, and a second path to a folder.
+  auto flat = scratch_dir("flat");
+  test::small_jpeg(flat / "top.jpg");
+  fs::create_directories(flat / "a");
+  test::small_jpeg(flat / "a" / "x.jpg");
+  fs::create_directory_symlink("..", flat / "a" / "up");
+  fs::create_directory_symlink("a", flat / "also_a");
+  auto u = open_dataset(flat.string());
+  EXPECT_EQ(u.train.size(), 2);
+}
+
+// A FIFO named in a list blocked the reader forever; a folder named like an
+// image gave "std::bad_alloc"; a label of 20 digits gave "stoll".
+TEST(HostileData, FileListsNameOnlyRegularFiles) {
+  auto dir = scratch_dir("list");
+  test::small_jpeg(dir / "ok.jpg");
+  ASSERT_EQ(::mkfifo((dir / "pipe.jpg").c_str(), 0644), 0);
+  fs::create_directories(dir / "d.jpg");
+  write_file(dir / "list.txt", "ok.jpg\npipe.jpg\nd.jpg\n");
+  auto s = open_dataset((dir / "list.txt").string());
+  EXPECT_EQ(s.train.size(), 1);
+  auto msg = test::error_message([&] {
+    open_dataset((dir / "list.txt").string(), OpenOptions().strict(true));
+  });
+  EXPECT_NE(msg.find("pipe.jpg, which is not a regular file"),
+            std::string::npos)
+      << msg;
+  write_file(dir / "labels.txt", "ok.jpg 1\nok.jpg 99999999999999999999\n");
+  msg =
+      test::error_message([&] { open_dataset((dir / "labels.txt").string()); });
+  EXPECT_NE(msg.find("line 2 of"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("99999999999999999999"), std::string::npos) << msg;
+}
+
+// A .gz of a few kB whose header claims 4 tiny images but inflates to 64 MB
+// of zeros: refused once the bytes pass the header's size, not read whole.
+TEST(HostileData, GzipIdxIsCheckedAgainstItsHeaderWhileInflating) {
+  auto dir = scratch_dir("bomb");
+  auto img = test::idx_bytes(torch::zeros({4, 5, 5}, torch::kUInt8), true);
+  write_file(dir / "train-images-idx3-ubyte.gz",
+             img + std::string(64 << 20, '\0'), true);
+  const auto msg = test::error_message([&] { open_dataset(dir.string()); });
+  EXPECT_NE(msg.find("expected 116 bytes (from the header)"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("train-images-idx3-ubyte.gz"), std::string::npos) << msg;
+}
+
+TEST(HostileData, IdxDimensionsThatOverflowNameTheFile) {
+  auto dir = scratch_dir("overflow");
+  std::string head = {0, 0, 8, 3};
+  for (int i = 0; i < 3; ++i)
+    head += std::string{'\x7f', '\xff', '\xff', '\xff'};
+  write_file(dir / "train-images-idx3-ubyte", head + "xx");
+  const auto msg = test::error_message([&] { open_dataset(dir.string()); });
+  EXPECT_NE(msg.find("2147483647x2147483647x2147483647"), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("damaged header"), std::string::npos) << msg;
 }
 
 }  // namespace moco::data

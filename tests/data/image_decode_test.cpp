@@ -138,6 +138,81 @@ TEST_F(DecodeVsPil, PngPaletteGreyAlphaSixteenBitInterlaced) {
   EXPECT_EQ(info.width, w);
 }
 
+// A tRNS chunk was once expanded into a fourth channel and the image skipped
+// as unreadable ("INTERNAL ASSERT FAILED"); PIL's convert drops it.
+TEST_F(DecodeVsPil, PngWithATransparencyChunk) {
+  const int h = 13, w = 17;
+  auto idx = test::pattern(h, w, 1, 12);
+  for (auto& v : idx) v = v % 16;
+  auto low = test::pattern(h, w, 1, 13);
+  for (auto& v : low) v = v % 16;
+  test::write_png(dir_ / "pal.png", idx, h, w,
+                  {PNG_COLOR_TYPE_PALETTE, 8, false, true});
+  test::write_png(dir_ / "pal4.png", idx, h, w,
+                  {PNG_COLOR_TYPE_PALETTE, 4, false, true});
+  test::write_png(dir_ / "grey.png", test::pattern(h, w, 1, 14), h, w,
+                  {PNG_COLOR_TYPE_GRAY, 8, false, true});
+  test::write_png(dir_ / "grey4.png", low, h, w,
+                  {PNG_COLOR_TYPE_GRAY, 4, false, true});
+  test::write_png(dir_ / "rgb.png", test::pattern(h, w, 3, 15), h, w,
+                  {PNG_COLOR_TYPE_RGB, 8, false, true});
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const char* name : {"pal", "pal4", "grey", "grey4", "rgb"}) {
+    const auto path = (dir_ / (std::string(name) + ".png")).string();
+    entries.push_back({name, path});
+    entries.push_back({std::string(name) + "_l", path + ",L"});
+  }
+  auto ref = pil(entries);
+  for (const char* name : {"pal", "pal4", "grey", "grey4", "rgb"}) {
+    for (int64_t c : {3, 1}) {
+      const auto key = std::string(name) + (c == 1 ? "_l" : "");
+      const auto ours =
+          as_tensor(decode_path(dir_ / (std::string(name) + ".png"), c));
+      ASSERT_EQ(ours.sizes(), ref[key].sizes()) << key;
+      EXPECT_EQ(max_diff(ours, ref[key]), 0) << key;
+    }
+  }
+}
+
+// PIL's decompression-bomb guard: a 20000 x 20000 PNG header in a file of a
+// few bytes once cost 1.3 GB per decode.
+TEST(Decode, ImagesOverThePixelLimitAreRefusedBeforeDecoding) {
+  const auto dir = test::scratch_dir("bomb");
+  test::write_png(dir / "small.png", test::pattern(20, 30, 3, 1), 20, 30);
+  test::write_jpeg(dir / "small.jpg", test::pattern(20, 30, 3, 1), 20, 30);
+  for (const char* f : {"small.png", "small.jpg"}) {
+    const auto path = (dir / f).string();
+    const auto bytes = read_file(path);
+    EXPECT_EQ(decode_image(bytes, path, DecodeOptions().max_pixels(600)).height,
+              20);
+    const auto msg = test::error_message(
+        [&] { decode_image(bytes, path, DecodeOptions().max_pixels(599)); });
+    EXPECT_NE(msg.find("30x20"), std::string::npos) << msg;  // width x height
+    EXPECT_NE(msg.find("--max-image-pixels 599"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  }
+  // A real 20000 x 20000 header (IHDR with its CRC), then an empty IDAT.
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  std::string ihdr =
+      "IHDR" + be32(20000) + be32(20000) + std::string("\x08\x02\0\0\0", 5);
+  const uint32_t crc = static_cast<uint32_t>(
+      ::crc32(0, reinterpret_cast<const Bytef*>(ihdr.data()), ihdr.size()));
+  const uint32_t idat_crc = static_cast<uint32_t>(
+      ::crc32(0, reinterpret_cast<const Bytef*>("IDAT"), 4));
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) +
+                          ihdr + be32(crc) + be32(0) + "IDAT" + be32(idat_crc);
+  test::write_file(dir / "bomb.png", png);
+  const auto path = (dir / "bomb.png").string();
+  const auto msg =
+      test::error_message([&] { decode_image(read_file(path), path); });
+  EXPECT_NE(msg.find("400000000 pixels is over --max-image-pixels 89478485"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Decode, BrokenFilesAreErrorsNamingTheFile) {
   const auto dir = test::scratch_dir("broken");
   test::small_jpeg(dir / "good.jpg", 64, 64);

@@ -76,6 +76,7 @@ struct PngSpec {
   int color_type = PNG_COLOR_TYPE_RGB;
   int bit_depth = 8;
   bool interlaced = false;
+  bool trns = false;  // a tRNS chunk: palette alphas, or one transparent colour
 };
 
 // px holds one sample per channel of the colour type (palette: indices into
@@ -107,7 +108,20 @@ inline void write_png(const std::filesystem::path& path,
     }
     png_set_PLTE(png, info, palette, 16);
   }
+  if (spec.trns && spec.color_type == PNG_COLOR_TYPE_PALETTE) {
+    png_byte alpha[16];
+    for (int i = 0; i < 16; ++i) alpha[i] = static_cast<png_byte>(i * 17);
+    png_set_tRNS(png, info, alpha, 16, nullptr);
+  } else if (spec.trns) {
+    png_color_16 colour{};
+    colour.gray = 5;
+    colour.red = 1;
+    colour.green = 2;
+    colour.blue = 3;
+    png_set_tRNS(png, info, nullptr, 0, &colour);
+  }
   png_write_info(png, info);
+  if (spec.bit_depth < 8) png_set_packing(png);  // rows of one byte per sample
   const int channels = png_get_channels(png, info);
   const int bytes = spec.bit_depth == 16 ? 2 : 1;
   std::vector<uint8_t> row(static_cast<size_t>(w) * channels * bytes);

@@ -4,14 +4,18 @@
 // LibTorch 1.13's own unpickler rejects), and a torchvision state dict.
 #include "io/torch_pickle.h"
 
-#include <nlohmann/json.hpp>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
+
+#include <nlohmann/json.hpp>
 
 #include "../support.h"
 #include "io/checkpoint.h"
 
 namespace moco::io {
 namespace {
+
+using namespace std::string_literals;
 
 class PythonFiles : public ::testing::Test {
  protected:
@@ -128,6 +132,197 @@ TEST_F(PythonFiles, TruncatedOrForeignFilesNameThePath) {
   EXPECT_NE(msg.find("empty"), std::string::npos) << msg;
   msg = test::error_message([&] { read_torch_file((dir_ / "nope.pth").string()); });
   EXPECT_NE(msg.find("not found"), std::string::npos) << msg;
+}
+
+// ---- Hostile files: each failed (crash or wrong) before the reader checked
+// it.
+//
+// Pickles written by hand, opcode by opcode, as the protocol defines them;
+// each valid one is read back first so that the hostile variant differs in
+// the one place under test.
+namespace hostile {
+
+namespace fs = test::fs;
+
+std::string str(const std::string& v) {  // SHORT_BINUNICODE
+  return "\x8c" + std::string(1, static_cast<char>(v.size())) + v;
+}
+std::string i8(int v) { return "K" + std::string(1, static_cast<char>(v)); }
+std::string i64(int64_t v) {  // LONG1, 8 bytes
+  std::string b = "\x8a\x08";
+  for (int i = 0; i < 8; ++i)
+    b += static_cast<char>((static_cast<uint64_t>(v) >> (8 * i)) & 0xff);
+  return b;
+}
+// torch._utils._rebuild_tensor_v2(storage '0' of `numel` floats, offset,
+// size, stride, False, OrderedDict()) as torch.save pickles a tensor.
+std::string tensor_pickle(const std::string& numel, const std::string& offset,
+                          const std::string& size, const std::string& stride) {
+  return std::string("\x80\x02") + "ctorch._utils\n_rebuild_tensor_v2\n(" +
+         "(" + str("storage") + "ctorch\nFloatStorage\n" + str("0") +
+         str("cpu") + numel + "tQ" + offset + "(" + size + "t(" + stride +
+         "t\x89" + "ccollections\nOrderedDict\n)RtR.";
+}
+// A torch.save zip holding `pkl` as data.pkl and `storage` as data/0.
+void write_zip(const fs::path& path, const std::string& pkl,
+               const std::string& storage = std::string(24, '\0')) {
+  caffe2::serialize::PyTorchStreamWriter w(path.string());
+  w.writeRecord("data.pkl", pkl.data(), pkl.size());
+  w.writeRecord("data/0", storage.data(), storage.size());
+  w.writeEndOfFile();
+}
+// The legacy format: magic, protocol, sys info, the object, its storage keys,
+// then each storage as an int64 count and its bytes.
+void write_legacy(const fs::path& path, const std::string& object_pkl,
+                  int64_t numel = 6) {
+  std::string f = "\x80\x02\x8a\x0a";
+  for (int b : {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}) {
+    f += static_cast<char>(b);
+  }
+  f += ".\x80\x02M\xe9\x03.\x80\x02}.";
+  f += object_pkl;
+  f += "\x80\x02(" + str("0") + "l.";
+  f += std::string(reinterpret_cast<const char*>(&numel), 8);
+  for (int i = 0; i < 6; ++i) {
+    const float v = static_cast<float>(i);
+    f += std::string(reinterpret_cast<const char*>(&v), 4);
+  }
+  test::write_file(path, f);
+}
+std::string arange6() {
+  std::string b;
+  for (int i = 0; i < 6; ++i) {
+    const float v = static_cast<float>(i);
+    b += std::string(reinterpret_cast<const char*>(&v), 4);
+  }
+  return b;
+}
+
+}  // namespace hostile
+
+namespace fs = test::fs;
+
+class HostileFiles : public ::testing::Test {
+ protected:
+  // The error read_torch_file gives for `path`; it must name the file.
+  std::string error_of(const fs::path& path) {
+    const auto msg =
+        test::error_message([&] { read_torch_file(path.string()); });
+    EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+    return msg;
+  }
+  fs::path dir_ = test::scratch_dir("hostile");
+};
+
+TEST_F(HostileFiles, MemoOpcodesOnAnEmptyStack) {
+  for (const std::string op :
+       {"q\x00"s, "r\x00\x00\x00\x00"s, std::string("\x94")}) {
+    const std::string pkl = "\x80\x02" + op + ".";
+    hostile::write_legacy(dir_ / "memo.pth", pkl);
+    EXPECT_NE(error_of(dir_ / "memo.pth").find("stack underflow"),
+              std::string::npos);
+    hostile::write_zip(dir_ / "memo.zip", pkl);
+    EXPECT_NE(error_of(dir_ / "memo.zip").find("stack underflow"),
+              std::string::npos);
+  }
+}
+
+TEST_F(HostileFiles, NestingIsCappedNotAStackOverflow) {
+  const int n = 1000000;
+  const std::string tuples = "\x80\x02)" + std::string(n, '\x85') + ".";
+  const std::string lists =
+      "\x80\x02" + std::string(n, '(') + std::string(n, 'l') + ".";
+  for (const auto& pkl : {tuples, lists}) {
+    hostile::write_legacy(dir_ / "deep.pth", pkl);
+    EXPECT_NE(error_of(dir_ / "deep.pth").find("nested deeper than 1000"),
+              std::string::npos);
+    hostile::write_zip(dir_ / "deep.zip", pkl);
+    EXPECT_NE(error_of(dir_ / "deep.zip").find("nested deeper than 1000"),
+              std::string::npos);
+  }
+  // 999 levels inside a dict are still read (Python pickles up to ~1000).
+  const std::string ok =
+      "\x80\x02}" + hostile::str("x") + ")" + std::string(998, '\x85') + "s.";
+  hostile::write_zip(dir_ / "ok.zip", ok);
+  auto v = dict_get(read_torch_file((dir_ / "ok.zip").string()), "x", "ok");
+  int depth = 0;
+  while (v.isTuple() && !v.toTupleRef().elements().empty()) {
+    v = v.toTupleRef().elements()[0];
+    ++depth;
+  }
+  EXPECT_EQ(depth, 998);
+}
+
+TEST_F(HostileFiles, ListsThatContainThemselvesAreRefused) {
+  // l = []; l.append(l)  and  a = []; b = [a]; a.append(b)
+  hostile::write_zip(dir_ / "self.zip",
+                     "\x80\x02]q\x00h\x00"
+                     "a."s);
+  EXPECT_NE(error_of(dir_ / "self.zip").find("containing itself"),
+            std::string::npos);
+  hostile::write_zip(dir_ / "cycle.zip",
+                     "\x80\x02]q\x00]q\x01h\x00"
+                     "ah\x00h\x01"
+                     "a."s);
+  EXPECT_NE(error_of(dir_ / "cycle.zip").find("recursive"), std::string::npos);
+}
+
+TEST_F(HostileFiles, TensorSizeStrideAndOffsetAreChecked) {
+  using namespace hostile;
+  const std::string six = i8(6), zero = i8(0);
+  const std::string size23 = i8(2) + i8(3), stride31 = i8(3) + i8(1);
+  // The valid tensor, in both formats.
+  write_zip(dir_ / "good.zip", tensor_pickle(six, zero, size23, stride31),
+            arange6());
+  write_legacy(dir_ / "good.pth", tensor_pickle(six, zero, size23, stride31));
+  for (const char* f : {"good.zip", "good.pth"}) {
+    const auto t = read_torch_file((dir_ / f).string()).toTensor();
+    EXPECT_TRUE(t.equal(torch::arange(6, torch::kFloat32).view({2, 3}))) << f;
+  }
+  struct Case {
+    const char* name;
+    std::string pkl;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"short_stride", tensor_pickle(six, zero, size23, i8(1)),
+       "stride 1 dims"},
+      {"offset", tensor_pickle(six, i8(1), size23, stride31),
+       "larger than its storage"},
+      {"negative_offset",
+       tensor_pickle(six, "J\xff\xff\xff\xff", size23, stride31), "offset -1"},
+      {"overflow",
+       tensor_pickle(six, zero, i64(int64_t{1} << 62) + i8(2),
+                     i64(int64_t{1} << 62) + i8(1)),
+       "overflow"},
+      {"negative_size",
+       tensor_pickle(six, zero, "J\xfe\xff\xff\xff" + i8(3), stride31),
+       "negative size"},
+      {"float_size",
+       tensor_pickle(six, zero, "G@\x00\x00\x00\x00\x00\x00\x00"s + i8(3),
+                     stride31),
+       "not an integer"},
+      {"huge_storage",
+       tensor_pickle(i64(int64_t{1} << 60), zero, size23, stride31),
+       "1152921504606846976"},
+      {"negative_storage",
+       tensor_pickle("J\xff\xff\xff\xff", zero, size23, stride31),
+       "-1 elements"},
+  };
+  for (const auto& c : cases) {
+    write_zip(dir_ / (std::string(c.name) + ".zip"), c.pkl, arange6());
+    auto msg = error_of(dir_ / (std::string(c.name) + ".zip"));
+    EXPECT_NE(msg.find(c.says), std::string::npos) << c.name << ": " << msg;
+    write_legacy(dir_ / (std::string(c.name) + ".pth"), c.pkl);
+    msg = error_of(dir_ / (std::string(c.name) + ".pth"));
+    EXPECT_NE(msg.find(c.says), std::string::npos) << c.name << ": " << msg;
+  }
+}
+
+TEST_F(HostileFiles, NonStringGlobalsAndKeys) {
+  // STACK_GLOBAL of two integers; a legacy key list holding an integer.
+  hostile::write_zip(dir_ / "sg.zip", "\x80\x02K\x01K\x02\x93.");
+  EXPECT_NE(error_of(dir_ / "sg.zip").find("STACK_GLOBAL"), std::string::npos);
 }
 
 }  // namespace
