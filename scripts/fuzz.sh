@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The sanitizer build: clang with ASan+UBSan and libFuzzer coverage
-# (MOCO_FUZZ), the unit tests run under the sanitizers, then each fuzz target
+# (MOCO_FUZZ), the in-process unit tests (marked "sanitize") run under the
+# sanitizers, then each fuzz target
 # from a fresh seed corpus for SECONDS seconds (CI: a few; docs/robustness.md
 # has the longer runs).
 #   scripts/fuzz.sh [SECONDS]      (env: FUZZ_BUILD_DIR, default build-fuzz;
@@ -24,13 +25,18 @@ B=${FUZZ_BUILD_DIR:-build-fuzz}
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DMOCO_FUZZ=ON -DMOCO_BUILD_TESTS=ON \
   -DMOCO_BUILD_BENCH=OFF >/dev/null
-cmake --build "$B" -j "$(nproc)"
+cmake --build "$B" -j "$(nproc)" --target moco_sanitize_targets
 # LibTorch's own static objects are not freed at exit: leak reports would be
 # its, not ours.
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [[ ${FUZZ_TESTS:-1} != 0 ]]; then
-  (cd "$B" && ctest --output-on-failure -j "$(nproc)" -L unit)
+  # The binaries of moco_sanitize_targets, each with all its cases.
+  for t in "$B"/tests/test_*; do
+    [[ -x $t && ! -d $t ]] || continue
+    echo "sanitizers: $(basename "$t")" >&2
+    "$t" --gtest_brief=1
+  done
 fi
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT

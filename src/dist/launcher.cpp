@@ -75,7 +75,8 @@ int supervise(std::vector<pid_t> pids, int64_t first_rank, double timeout_s) {
   while (alive > 0) {
     if (g_signal != 0 && !forwarded) {
       forwarded = true;
-      log_warn("received ", strsignal(g_signal), ": passing it to the ranks");
+      log_warn("received ", g_signal == SIGINT ? "SIGINT" : "SIGTERM",
+               ": passing it to the ranks");
       for (pid_t p : pids) {
         if (p > 0) ::kill(p, g_signal);
       }

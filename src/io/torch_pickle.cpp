@@ -138,7 +138,13 @@ class Unpickler {
                 "malformed pickle (SETITEMS) in ", file_);
     auto d = dict.toGenericDict();
     for (size_t i = 0; i < items.size(); i += 2) {
-      d.insert_or_assign(value_of(items[i]), value_of(items[i + 1]));
+      const auto key = value_of(items[i]);
+      // What c10's dict can hash (it throws std::runtime_error otherwise);
+      // torch.save's own dicts have str or int keys.
+      TORCH_CHECK(key.isString() || key.isInt() || key.isDouble() || key.isBool(),
+                  "unsupported pickle (a dict key of type ", key.tagKind(), ") in ",
+                  file_);
+      d.insert_or_assign(key, value_of(items[i + 1]));
     }
   }
   c10::IValue call(const Global& g, std::vector<c10::IValue> args);
@@ -234,7 +240,9 @@ class Unpickler {
 c10::IValue Unpickler::persistent_load(const c10::IValue& pid) {
   // ('storage', StorageType, key, location, numel[, view_metadata])
   TORCH_CHECK(pid.isTuple(), "unsupported persistent id in ", file_);
-  const auto& e = pid.toTupleRef().elements();
+  // A vector copy: GCC mis-reads TupleElements' small inline array as
+  // bounding e[4] (-Warray-bounds).
+  const std::vector<c10::IValue> e = pid.toTupleRef().elements().vec();
   TORCH_CHECK(e.size() >= 5 && e[0].isString() &&
                   e[0].toStringRef() == "storage" && e[1].isString() &&
                   e[2].isString() && e[4].isInt(),
@@ -655,6 +663,11 @@ c10::IValue read_torch_file(const std::string& path) {
     if (msg.find(path) != std::string::npos) throw;
     TORCH_CHECK(false, "cannot read checkpoint ", path,
                 " (truncated, or not a torch.save file): ", msg);
+  } catch (const std::exception& e) {
+    // LibTorch's containers and zip reader throw plain exceptions on some
+    // malformed input; they become the same error naming the file.
+    TORCH_CHECK(false, "cannot read checkpoint ", path,
+                " (damaged, or not a torch.save file): ", e.what());
   }
 }
 

@@ -444,6 +444,9 @@ std::vector<std::string> restore_options(const nlohmann::json& saved,
     const auto& f = a.field<PretrainOptions>();
     if (!f || a.persist != Persist::restore || !saved.contains(a.key())) continue;
     const args::Value was = args::from_json(saved[a.key()], f->get(o), a.flag());
+    // Saved values pass the same checks as typed ones: a checkpoint may be
+    // damaged or edited.
+    args::check(was, a.checks, a.flag());
     if (!given.count(a.key())) {
       f->set(o, was);
     } else if (was != f->get(o)) {

@@ -71,7 +71,13 @@ void restore_resumed_options(PretrainOptions& o,
     TORCH_CHECK(false, "checkpoint ", o.resume(), ": its moco_options are not ",
                 "JSON (", e.what(), ")");
   }
-  const auto changed = restore_options(saved, given, o);
+  std::vector<std::string> changed;
+  try {
+    changed = restore_options(saved, given, o);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "checkpoint ", o.resume(), ": its saved options are wrong: ",
+                e.what_without_backtrace());
+  }
   if (!given.count("output")) {
     o.output(fs::path(o.resume()).parent_path().string());
     if (o.output().empty()) o.output(".");

@@ -1,6 +1,8 @@
 // The moco binary as a user runs it.
 #include "cli/commands.h"
 
+#include <nlohmann/json.hpp>
+
 #include "../support.h"
 #include "../data/image_fixtures.h"
 #include "train/pretrain.h"
@@ -283,6 +285,12 @@ TEST(Cli, ResumedCheckpointValuesAreChecked) {
                   .fill_(999);
             }),
        "queue pointer 999 is outside the queue of 32 keys"},
+      {with("opts.pth", [](auto& ck) {
+         auto j = nlohmann::json::parse(ck.at(c10::IValue("moco_options")).toStringRef());
+         j["moco_t"] = -1.0;
+         ck.insert_or_assign("moco_options", j.dump());
+       }),
+       "its saved options are wrong: expected --moco-t > 0, got -1"},
   };
   for (const auto& c : cases) {
     r = moco("pretrain '" + dir.string() + "' --epochs 2 --resume '" + c.path +
@@ -322,7 +330,7 @@ TEST(Cli, SignalsAreLoggedAndLeaveNoPartialFile) {
       --moco-k 32 --epochs 1000 --threads 1 -j 1 --knn-freq 0 --knn-bank 0 \
       --knn-test 0 --knn-init=false --knn-pixels=false --output "$out" > "$out.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 300); do grep -q "epoch 1/1000 done" "$out.log" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.1; done
     sleep "$delay"
     kill -s "$sig" $pid
     wait $pid

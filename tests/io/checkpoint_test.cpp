@@ -48,6 +48,14 @@ TEST(Checkpoint, FullDiskIsAnErrorNamingTheFile) {
     EXPECT_NE(msg.find("previous file is kept"), std::string::npos) << msg;
   }
   EXPECT_EQ(test::read_text(path), "good");
+  // A first write that fails does not speak of a previous file (it once did).
+  const auto fresh = (dir / "fresh").string();
+  test::fs::create_symlink("/dev/full", fresh + ".tmp");
+  const auto msg = test::error_message(
+      [&] { atomic_write(fresh, std::string(1 << 16, 'x')); });
+  EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("previous file"), std::string::npos) << msg;
+  EXPECT_FALSE(test::fs::exists(fresh));
 }
 
 TEST(Checkpoint, NonCheckpointAndTruncatedFilesAreClearErrors) {

@@ -323,6 +323,11 @@ TEST_F(HostileFiles, NonStringGlobalsAndKeys) {
   // STACK_GLOBAL of two integers; a legacy key list holding an integer.
   hostile::write_zip(dir_ / "sg.zip", "\x80\x02K\x01K\x02\x93.");
   EXPECT_NE(error_of(dir_ / "sg.zip").find("STACK_GLOBAL"), std::string::npos);
+  // {[]: 1}: c10's dict threw std::runtime_error hashing the list, which
+  // ended the program (found by fuzz_torch_file).
+  hostile::write_legacy(dir_ / "key.pth", "\x80\x02}(]K\x01u.");
+  EXPECT_NE(error_of(dir_ / "key.pth").find("a dict key of type GenericList"),
+            std::string::npos);
 }
 
 }  // namespace
