@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -50,7 +49,7 @@ std::vector<uint8_t> read_maybe_gzip(
                                                &gzclose);
   TORCH_CHECK(f != nullptr, "cannot open ", path);
   std::vector<uint8_t> out;
-  // Reads up to `limit` bytes in all; false at the end of the data.
+  // Reads up to `limit` bytes in all (fewer at the end of the data).
   auto fill = [&](size_t limit) {
     while (out.size() < limit) {
       const size_t chunk = std::min<size_t>(limit - out.size(), 1 << 20);
@@ -64,13 +63,12 @@ std::vector<uint8_t> read_maybe_gzip(
         TORCH_CHECK(false, "corrupt or truncated file ", path, ": ", msg);
       }
       out.resize(at + static_cast<size_t>(n));
-      if (n == 0) return false;
+      if (n == 0) return;
     }
-    return true;
   };
   fill(header);
   const size_t want = expected_size(out);
-  fill(want == std::numeric_limits<size_t>::max() ? want : want + 1);
+  fill(want + 1);
   TORCH_CHECK(out.size() <= want, "expected ", want,
               " bytes (from the header) ", "in ", path,
               ", but it holds more (trailing data, or not this ", "format?)");
@@ -96,6 +94,7 @@ size_t idx_payload(int64_t n, int64_t h, int64_t w, const std::string& path) {
 ImageSet load_idx(const std::string& images_path,
                   const std::string& labels_path) {
   int64_t n = 0, h = 0, w = 0;
+  size_t want = 0;
   const auto img =
       read_maybe_gzip(images_path, 16, [&](const std::vector<uint8_t>& head) {
         TORCH_CHECK(head.size() >= 16, "expected an IDX image file, got ",
@@ -110,9 +109,9 @@ ImageSet load_idx(const std::string& images_path,
         TORCH_CHECK(n > 0 && h > 0 && w > 0,
                     "expected a non-empty IDX image file, ", "got ", n, "x", h,
                     "x", w, ": ", images_path);
-        return 16 + idx_payload(n, h, w, images_path);
+        want = 16 + idx_payload(n, h, w, images_path);
+        return want;
       });
-  const size_t want = 16 + idx_payload(n, h, w, images_path);
   TORCH_CHECK(img.size() == want, "IDX file is truncated:", " expected ", want,
               " bytes for ", n, "x", h, "x", w, ", got ", img.size(), ": ",
               images_path);
