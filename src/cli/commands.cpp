@@ -20,6 +20,7 @@
 #include "train/embed.h"
 #include "train/export.h"
 #include "train/knn.h"
+#include "train/finetune.h"
 #include "train/lincls.h"
 #include "train/pretrain.h"
 #include "train/sweep.h"
@@ -214,6 +215,7 @@ struct Commands {
   CLI::App app{"moco: Momentum Contrast (MoCo v1/v2) self-supervised pretraining on LibTorch"};
   Parsed<train::PretrainOptions> pretrain;
   Parsed<train::LinclsOptions> lincls;
+  Parsed<train::FinetuneOptions> finetune;
   Parsed<train::KnnCommandOptions> knn;
   Parsed<train::EmbedOptions> embed;
   Parsed<train::ExportOptions> export_;
@@ -239,6 +241,11 @@ struct Commands {
                 "official main_lincls.py): frozen backbone in eval mode, a new "
                 "fc trained by SGD",
                 lincls);
+    add_command(app, Command::finetune,
+                "fine-tune the whole network with a new classifier on all or a "
+                "few of the labels (--label-fraction 0.01, --labels-per-class "
+                "N); --pretrained none trains from scratch",
+                finetune);
     add_command(app, Command::knn,
                 "weighted kNN classification (cosine, k 200, t 0.1, as the "
                 "official CIFAR demo) on backbone features of the train and "
@@ -250,9 +257,9 @@ struct Commands {
                 "and label",
                 embed);
     add_command(app, Command::export_,
-                "write the query backbone of a checkpoint as a torchvision state "
-                "dict (torch.save format; load_state_dict(sd, strict=False) "
-                "misses only fc.*) or as safetensors",
+                "write a checkpoint's backbone for downstream tools: a "
+                "torchvision state dict (.pth; a classifier keeps its fc), "
+                "a detectron2 pickle (.pkl) or safetensors",
                 export_);
     add_command(app, Command::report,
                 "turn a run's metrics.jsonl into report.html (self-contained, "
@@ -301,6 +308,8 @@ int dispatch(Commands& c, int argc, char** argv) {
   }
   if (c.lincls.app->parsed()) {
     train::run_lincls(c.lincls.options);
+  } else if (c.finetune.app->parsed()) {
+    train::run_finetune(c.finetune.options);
   } else if (c.knn.app->parsed()) {
     const auto r = train::run_knn(c.knn.options);
     std::printf("knn top-1 %.2f%% top-5 %.2f%% (bank %lld, test %lld)\n", r.top1,
@@ -310,7 +319,6 @@ int dispatch(Commands& c, int argc, char** argv) {
     train::run_embed(c.embed.options);
   } else if (c.export_.app->parsed()) {
     train::export_backbone(c.export_.options);
-    log_info("wrote ", c.export_.options.file(), " (", c.export_.options.format(), ")");
   } else if (c.report.app->parsed()) {
     const auto r = io::write_report(c.report.options.run());
     std::printf("%s\n%s\n", r.html.c_str(), r.svg.c_str());

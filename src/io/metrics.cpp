@@ -19,11 +19,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KnnRecord, epoch, top1, top5,
                                                 bank, test, seconds, features)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LinclsRecord, epoch, lr, loss,
                                                 acc1, acc5, seconds)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FinetuneRecord, epoch, lr,
+                                                lr_head, loss, train_acc1, acc1,
+                                                acc5, seconds, train_images)
 
 namespace {
 
 const char* kind_of(const Record& r) {
-  static const char* kinds[] = {"config", "train", "epoch", "knn", "lincls"};
+  static const char* kinds[] = {"config", "train", "epoch", "knn", "lincls",
+                                "finetune"};
   return kinds[r.index()];
 }
 
@@ -65,6 +69,7 @@ Metrics read_metrics(const std::string& path) {
       if (kind == "epoch") m.epochs.push_back(j.get<EpochRecord>());
       if (kind == "knn") m.knn.push_back(j.get<KnnRecord>());
       if (kind == "lincls") m.lincls.push_back(j.get<LinclsRecord>());
+      if (kind == "finetune") m.finetune.push_back(j.get<FinetuneRecord>());
     } catch (const std::exception&) {
       continue;  // a torn line, or a field of another type
     }

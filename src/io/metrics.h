@@ -1,6 +1,6 @@
 // metrics.jsonl: one JSON object a line, appended and flushed as it goes,
 // so a crash loses at most the line being written. The records are typed:
-// pretraining and lincls write them, `moco report` and `moco sweep` read
+// pretraining, lincls and finetune write them, `moco report` and `moco sweep` read
 // them back, through the same definitions.
 //
 //   MetricsWriter m("runs/x/metrics.jsonl");
@@ -53,8 +53,15 @@ struct LinclsRecord {  // kind "lincls": each linear-classifier epoch
   double lr = 0, loss = 0, acc1 = 0, acc5 = 0, seconds = 0;
 };
 
-using Record =
-    std::variant<ConfigRecord, TrainRecord, EpochRecord, KnnRecord, LinclsRecord>;
+struct FinetuneRecord {  // kind "finetune": each fine-tuning epoch
+  int64_t epoch = 0;
+  double lr = 0, lr_head = 0, loss = 0, train_acc1 = 0, acc1 = 0, acc5 = 0,
+         seconds = 0;
+  int64_t train_images = 0;
+};
+
+using Record = std::variant<ConfigRecord, TrainRecord, EpochRecord, KnnRecord,
+                            LinclsRecord, FinetuneRecord>;
 
 // Everything a metrics.jsonl holds, by kind, in file order.
 struct Metrics {
@@ -63,8 +70,10 @@ struct Metrics {
   std::vector<EpochRecord> epochs;
   std::vector<KnnRecord> knn;
   std::vector<LinclsRecord> lincls;
+  std::vector<FinetuneRecord> finetune;
   bool empty() const {
-    return train.empty() && epochs.empty() && knn.empty() && lincls.empty();
+    return train.empty() && epochs.empty() && knn.empty() && lincls.empty() &&
+           finetune.empty();
   }
 };
 

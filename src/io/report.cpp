@@ -50,6 +50,15 @@ std::vector<Chart> run_charts(const Metrics& m) {
     add("8lacc", "linear classifier val top-1 (%)", "epoch", "#d62728",
         static_cast<double>(r.epoch), r.acc1);
   }
+  for (const auto& r : m.finetune) {
+    const double epoch = static_cast<double>(r.epoch);
+    add("90floss", "fine-tuning loss", "epoch", "#1f77b4", epoch, r.loss);
+    add("91facc", "fine-tuning val top-1 (%)", "epoch", "#d62728", epoch, r.acc1);
+    add("92ftrain", "fine-tuning train top-1 (%)", "epoch", "#2ca02c", epoch,
+        r.train_acc1);
+    add("93flr", "fine-tuning learning rate (backbone)", "epoch", "#9467bd",
+        epoch, r.lr);
+  }
   std::vector<Chart> out;
   for (auto& [k, c] : charts) {
     if (!c.series[0].points.empty()) out.push_back(std::move(c));
@@ -67,7 +76,7 @@ ReportResult write_report(const std::string& run_dir) {
   const Metrics m = read_metrics(metrics.string());
   const auto charts = run_charts(m);
   TORCH_CHECK(!charts.empty(), "nothing to chart in ", metrics.string(),
-              " (no train, knn, epoch or lincls records yet)");
+              " (no train, knn, epoch, lincls or finetune records yet)");
   ReportResult result;
   for (const auto& c : charts) result.charts.push_back(c.title);
   const std::string svg = svg_document(charts);

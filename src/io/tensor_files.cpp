@@ -1,7 +1,8 @@
-// Both formats are a few lines of header over raw bytes; Debian 12 packages
-// no C++ library for either (cnpy, safetensors-cpp), so they are written
-// here, from the format specifications (NumPy's NEP 1 .npy format, version
-// 1.0; huggingface/safetensors' README).
+// The formats are a few lines of header over raw bytes; Debian 12 packages
+// no C++ library for any of them (cnpy, safetensors-cpp, a pickle writer),
+// so they are written here, from their specifications (NumPy's NEP 1 .npy
+// format, version 1.0; huggingface/safetensors' README; Python's
+// pickletools opcode table and the state NumPy's ndarray.__reduce__ gives).
 #include "io/tensor_files.h"
 
 #include <nlohmann/json.hpp>
@@ -20,7 +21,130 @@ std::string contiguous_bytes(const torch::Tensor& t) {
                      static_cast<size_t>(c.numel()) * c.element_size());
 }
 
+// Pickle opcodes (Python's Lib/pickletools.py).
+namespace op {
+constexpr char kProto = '\x80', kMark = '(', kStop = '.', kGlobal = 'c',
+               kReduce = 'R', kBuild = 'b', kTuple = 't', kTuple1 = '\x85',
+               kTuple3 = '\x87', kEmptyTuple = ')', kEmptyDict = '}',
+               kSetItems = 'u', kBinInt = 'J', kBinInt1 = 'K', kNone = 'N',
+               kTrue = '\x88', kFalse = '\x89', kBinUnicode = 'X',
+               kShortBinBytes = 'C', kBinBytes = 'B';
+}  // namespace op
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+void put_str(std::string& out, const std::string& s) {
+  out += op::kBinUnicode;
+  put_u32(out, static_cast<uint32_t>(s.size()));
+  out += s;
+}
+
+void put_int(std::string& out, int64_t v) {
+  TORCH_CHECK(v >= INT32_MIN && v <= INT32_MAX, "cannot pickle ", v);
+  if (v >= 0 && v < 256) {
+    out += op::kBinInt1;
+    out += static_cast<char>(v);
+  } else {
+    out += op::kBinInt;
+    put_u32(out, static_cast<uint32_t>(static_cast<int32_t>(v)));
+  }
+}
+
+// What pickle.dumps(numpy_array, protocol=3) holds, without the memo:
+// _reconstruct(ndarray, (0,), b'b') then BUILD with the state
+// (1, shape, dtype(descr, False, True) built with (3, '<', None, None,
+// None, -1, -1, 0), is_fortran False, raw bytes).
+void put_ndarray(std::string& out, const std::string& name,
+                 const torch::Tensor& t) {
+  std::string descr;
+  switch (t.scalar_type()) {
+    case torch::kFloat32: descr = "f4"; break;
+    case torch::kFloat64: descr = "f8"; break;
+    case torch::kInt64: descr = "i8"; break;
+    default:
+      TORCH_CHECK(false, "cannot write ", name, " (", t.scalar_type(),
+                  ") in a detectron2 pickle");
+  }
+  const std::string bytes = contiguous_bytes(t);
+  TORCH_CHECK(bytes.size() < (uint64_t{1} << 32), name,
+              " is too large for a protocol 3 pickle");
+  out += op::kGlobal;
+  out += "numpy.core.multiarray\n_reconstruct\n";
+  out += op::kGlobal;
+  out += "numpy\nndarray\n";
+  put_int(out, 0);
+  out += op::kTuple1;
+  out += op::kShortBinBytes;
+  out += '\x01';
+  out += 'b';
+  out += op::kTuple3;
+  out += op::kReduce;
+  out += op::kMark;
+  put_int(out, 1);
+  if (t.dim() == 0) {
+    out += op::kEmptyTuple;
+  } else {
+    out += op::kMark;
+    for (int64_t d : t.sizes()) put_int(out, d);
+    out += op::kTuple;
+  }
+  out += op::kGlobal;
+  out += "numpy\ndtype\n";
+  put_str(out, descr);
+  out += op::kFalse;
+  out += op::kTrue;
+  out += op::kTuple3;
+  out += op::kReduce;
+  out += op::kMark;
+  put_int(out, 3);
+  put_str(out, "<");
+  out += op::kNone;
+  out += op::kNone;
+  out += op::kNone;
+  put_int(out, -1);
+  put_int(out, -1);
+  put_int(out, 0);
+  out += op::kTuple;
+  out += op::kBuild;
+  out += op::kFalse;
+  out += op::kBinBytes;
+  put_u32(out, static_cast<uint32_t>(bytes.size()));
+  out += bytes;
+  out += op::kTuple;
+  out += op::kBuild;
+}
+
 }  // namespace
+
+void write_detectron2_pickle(
+    const std::string& path,
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::string& author) {
+  std::string out;
+  out += op::kProto;
+  out += '\x03';
+  out += op::kEmptyDict;
+  out += op::kMark;
+  put_str(out, "model");
+  out += op::kEmptyDict;
+  if (!tensors.empty()) {
+    out += op::kMark;
+    for (const auto& [name, t] : tensors) {
+      put_str(out, name);
+      put_ndarray(out, name, t);
+    }
+    out += op::kSetItems;
+  }
+  put_str(out, "__author__");
+  put_str(out, author);
+  put_str(out, "matching_heuristics");
+  out += op::kTrue;
+  out += op::kSetItems;
+  out += op::kStop;
+  atomic_write(path, out);
+}
 
 void write_npy(const std::string& path, const torch::Tensor& t) {
   std::string descr;

@@ -1,5 +1,6 @@
-// Tensors in the files the Python world reads without torch: NumPy's .npy
-// and the safetensors format. Both are written atomically.
+// Tensors in the files the Python world reads without torch: NumPy's .npy,
+// the safetensors format and detectron2's .pkl checkpoints (a pickle of
+// NumPy arrays). All are written atomically.
 //
 //   moco::io::write_npy("feats.npy", features);            // numpy.load reads it
 //   moco::io::write_safetensors("model.safetensors",
@@ -25,5 +26,14 @@ void write_safetensors(
     const std::string& path,
     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
     const std::map<std::string, std::string>& metadata = {});
+
+// detectron2's checkpoint format: a Python pickle (protocol 3) of
+// {"model": {name: numpy.ndarray}, "__author__": author,
+//  "matching_heuristics": True}, which detectron2's DetectionCheckpointer and
+// Python's pickle with NumPy (no torch) load. float32/float64/int64 tensors.
+void write_detectron2_pickle(
+    const std::string& path,
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::string& author);
 
 }  // namespace moco::io

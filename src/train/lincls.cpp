@@ -8,14 +8,15 @@
 
 #include "core/log.h"
 #include "core/progress.h"
-#include "data/augment.h"
 #include "data/dataset.h"
+#include "data/subsets.h"
 #include "data/eval_transform.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "models/moco.h"
 #include "train/backbone.h"
+#include "train/classify.h"
 #include "train/runtime.h"
 #include "train/sgd.h"
 
@@ -24,28 +25,6 @@ namespace moco::train {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Accuracy {
-  double top1 = 0, top5 = 0;
-};
-
-Accuracy evaluate(models::ResNet& net, const data::ImageSet& set,
-                  const data::EvalTransform& transform, int64_t batch,
-                  const torch::Device& device) {
-  torch::NoGradGuard no_grad;
-  net->eval();
-  const int64_t n = set.size();
-  double c1 = 0, c5 = 0;
-  for (int64_t i = 0; i < n; i += batch) {
-    auto idx = torch::arange(i, std::min(n, i + batch));
-    auto logits = net->forward(transform.load(set, idx).to(device)).cpu();
-    auto acc = models::topk_accuracy(logits, set.labels.index_select(0, idx),
-                                     {1, 5});
-    c1 += acc[0] * idx.size(0) / 100.0;
-    c5 += acc[1] * idx.size(0) / 100.0;
-  }
-  return {100.0 * c1 / n, 100.0 * c5 / n};
-}
 
 // main_lincls.py's checkpoint: the whole classifier as module.*, the
 // optimizer over fc's two tensors.
@@ -163,30 +142,6 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
   return n ? loss_sum / n : 0.0;
 }
 
-// main_lincls.py's training transform: RandomResizedCrop + flip, one view.
-std::unique_ptr<data::TwoViewLoader> make_loader(const LinclsOptions& o,
-                                                 const data::ImageSet& train_set,
-                                                 const data::EvalTransform& t,
-                                                 const torch::Device& device) {
-  auto augment = data::AugmentOptions()
-                     .size(t.crop)
-                     .scale_min(0.08)
-                     .jitter_p(0)
-                     .grayscale_p(0)
-                     .blur_p(0)
-                     .mean(t.mean)
-                     .std(t.std);
-  return std::make_unique<data::TwoViewLoader>(
-      std::make_shared<data::ImageSet>(train_set), augment,
-      data::LoaderOptions()
-          .batch_size(std::min(o.batch_size(), train_set.size()))
-          .workers(resolve_workers(o.workers()))
-          .seed(static_cast<uint64_t>(o.seed()))
-          .views(1)
-          .drop_last(false)
-          .pin_memory(device.is_cuda()));
-}
-
 }  // namespace
 
 LinclsResult run_lincls(const LinclsOptions& o) {
@@ -202,6 +157,9 @@ LinclsResult run_lincls(const LinclsOptions& o) {
       data::open_dataset(o.data(), data::OpenOptions()
                                        .channels(o.channels())
                                        .max_image_pixels(o.max_image_pixels()));
+  if (o.val_split() > 0) {
+    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
+  }
   data::require_labels(splits, o.data(), "lincls");
   const data::ImageSet& train_set = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
@@ -222,7 +180,7 @@ LinclsResult run_lincls(const LinclsOptions& o) {
 
   LinclsResult result;
   if (o.evaluate()) {
-    const auto acc = evaluate(c.net, val_set, transform, o.batch_size(), device);
+    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(), device);
     log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
     result.acc1 = result.best_acc1 = acc.top1;
     result.acc5 = acc.top5;
@@ -236,14 +194,15 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
                                  train_set.description});
 
-  auto loader = make_loader(o, train_set, transform, device);
+  auto loader = classification_loader(train_set, transform, o.batch_size(),
+                                      resolve_workers(o.workers()), o.seed(), device);
   for (int64_t epoch = c.start_epoch; epoch < o.epochs(); ++epoch) {
     const double lr =
         learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
     c.sgd->set_lr(lr);
     const auto t0 = Clock::now();
     const double loss = train_epoch(c, *loader, o, epoch, lr, device);
-    const auto acc = evaluate(c.net, val_set, transform, o.batch_size(), device);
+    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(), device);
     const bool is_best = acc.top1 > c.best_acc1;
     c.best_acc1 = std::max(c.best_acc1, acc.top1);
     result.acc1 = acc.top1;

@@ -40,6 +40,7 @@ void bind(Arg& a, Command c, Member m) {
   switch (c) {
     case C::pretrain: bind_one<PretrainOptions>(a, m); break;
     case C::lincls: bind_one<LinclsOptions>(a, m); break;
+    case C::finetune: bind_one<FinetuneOptions>(a, m); break;
     case C::knn: bind_one<KnnCommandOptions>(a, m); break;
     case C::embed: bind_one<EmbedOptions>(a, m); break;
     case C::export_: bind_one<ExportOptions>(a, m); break;
@@ -62,8 +63,10 @@ Arg arg(std::string names, Member member, std::vector<Command> commands,
 }
 
 // Common command groups.
-const std::vector<Command> kEvalCommands = {C::pretrain, C::lincls, C::knn, C::embed};
-const std::vector<Command> kTrainCommands = {C::pretrain, C::lincls};
+const std::vector<Command> kEvalCommands = {C::pretrain, C::lincls, C::finetune,
+                                           C::knn, C::embed};
+const std::vector<Command> kTrainCommands = {C::pretrain, C::lincls, C::finetune};
+const std::vector<Command> kClassifierCommands = {C::lincls, C::finetune};
 
 // Long by design: the table is one declaration per flag, read top to
 // bottom; splitting it would scatter what it exists to keep in one place.
@@ -74,20 +77,20 @@ std::vector<Arg> make_table() {
 
   // ---- Data and the machine (several commands) ----------------------------
   add(arg("data,--data", MOCO_MEMBER(data),
-          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
           "dataset: a folder of images (DIR/train/<class>/..., DIR/<class>/..., "
           "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
           "listing image paths (optional label after each), or IDX "
           "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries")
-          .required_for({C::embed, C::bench_data}));
+          .required_for({C::finetune, C::embed, C::bench_data}));
   add(arg("-j,--workers", MOCO_MEMBER(workers),
-          {C::pretrain, C::lincls, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::bench_data},
           "data loading threads (-1: one per core beyond the first, at least "
           "1; bench-data: all cores)")
           .check({at_least(-1), at_most(thread_cap(), thread_cap_why())})
           .persist_as(Persist::record));
   add(arg("--threads", MOCO_MEMBER(threads),
-          {C::pretrain, C::lincls, C::knn, C::embed, C::sweep},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::sweep},
           "intra-op threads for the network (0: all cores, or this process's "
           "share of them; sweep: the cores its points share)")
           .check({non_negative(), at_most(thread_cap(), thread_cap_why())})
@@ -95,24 +98,24 @@ std::vector<Arg> make_table() {
   add(arg("--device", MOCO_MEMBER(device), kEvalCommands, "cpu | cuda | cuda:N")
           .persist_as(Persist::record));
   add(arg("--channels", MOCO_MEMBER(channels),
-          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
           "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
           "files: 3)")
           .check({one_of({"0", "1", "3"})}));
   add(arg("--max-image-pixels", MOCO_MEMBER(max_image_pixels),
-          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
           "image files with more pixels are skipped as unreadable (PIL's "
           "decompression-bomb limit; 0: no limit)")
           .check({non_negative()}));
   add(arg("-b,--batch-size", MOCO_MEMBER(batch_size),
-          {C::pretrain, C::lincls, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
           "mini-batch size (pretrain: the global batch over all processes, as "
           "the official code on one node, each of N processes taking b/N; "
           "knn, embed: images per forward pass)")
           .check({positive()}));
   add(arg("-o,--output", MOCO_MEMBER(output),
-          {C::pretrain, C::lincls, C::embed, C::sweep},
-          "where results go: the run's folder (pretrain, lincls: checkpoints "
+          {C::pretrain, C::lincls, C::finetune, C::embed, C::sweep},
+          "where results go: the run's folder (pretrain, lincls, finetune: checkpoints "
           "and metrics.jsonl; sweep: a sub-folder per point and the sweep's "
           "tables and charts), or the .npy file (embed)")
           .persist_as(Persist::record));
@@ -122,15 +125,18 @@ std::vector<Arg> make_table() {
           "plain log lines even on a terminal (default: a progress bar there)")
           .style_as(Style::negated)
           .persist_as(Persist::record));
-  add(arg("--pretrained", MOCO_MEMBER(pretrained), {C::lincls, C::knn, C::embed},
+  add(arg("--pretrained", MOCO_MEMBER(pretrained),
+          {C::lincls, C::finetune, C::knn, C::embed},
           "pretraining checkpoint (ours, the official releases', a "
-          "main_lincls.py checkpoint or a torchvision state dict)")
+          "main_lincls.py checkpoint or a torchvision state dict; finetune: "
+          "'none' for random initialisation, supervised from scratch)")
           .required_for({C::knn, C::embed}));
 
   // ---- Optimisation (main_moco.py / main_lincls.py) -------------------------
   add(arg("-a,--arch", MOCO_MEMBER(arch), kTrainCommands,
-          "resnet18 | resnet34 | resnet50 | resnet101 (lincls: check the "
-          "checkpoint holds it; default: whatever it holds)"));
+          "resnet18 | resnet34 | resnet50 | resnet101 (lincls, finetune: check "
+          "the checkpoint holds it; default: whatever it holds; needed with "
+          "--pretrained none)"));
   add(arg("--epochs", MOCO_MEMBER(epochs), kTrainCommands,
           "number of total epochs to run")
           .check({positive()}));
@@ -142,7 +148,8 @@ std::vector<Arg> make_table() {
           "initial learning rate")
           .check({positive()}));
   add(arg("--schedule", MOCO_MEMBER(schedule), kTrainCommands,
-          "epochs at which to drop lr by 10x (without --cos)")
+          "epochs at which to drop lr by 10x (without --cos; finetune: "
+          "--cos=false)")
           .check({each_non_negative("epochs")}));
   add(arg("--momentum", MOCO_MEMBER(momentum), kTrainCommands, "SGD momentum")
           .check({in_range(0, 1, true)}));
@@ -155,13 +162,16 @@ std::vector<Arg> make_table() {
           .persist_as(Persist::record));
   add(arg("--resume", MOCO_MEMBER(resume), kTrainCommands,
           "checkpoint to continue from (pretrain: its saved flags are the "
-          "defaults, flags given again override them; lincls: with -e, the "
-          "classifier to evaluate)")
+          "defaults, flags given again override them; lincls, finetune: the "
+          "run's checkpoint, with -o its folder; with -e, the classifier to "
+          "evaluate)")
           .persist_as(Persist::record));
-  add(arg("--cos", MOCO_MEMBER(cos), kTrainCommands, "use cosine lr schedule")
+  add(arg("--cos", MOCO_MEMBER(cos), kTrainCommands,
+          "use cosine lr schedule (finetune: on unless --cos=false)")
           .style_as(Style::flag));
   add(arg("--max-steps", MOCO_MEMBER(max_steps), kTrainCommands,
-          "stop after N optimizer steps (lincls: per epoch; 0: no limit)")
+          "stop after N optimizer steps (lincls, finetune: per epoch; 0: no "
+          "limit)")
           .check({non_negative()})
           .persist_as(Persist::record));
 
@@ -202,22 +212,25 @@ std::vector<Arg> make_table() {
   add(arg("--symmetric", MOCO_MEMBER(symmetric), {C::pretrain},
           "symmetric loss (both views as query), as the CIFAR demo")
           .style_as(Style::flag));
-  add(arg("--stem", MOCO_MEMBER(stem), {C::pretrain},
+  add(arg("--stem", MOCO_MEMBER(stem), {C::pretrain, C::finetune},
           "auto (small for in-memory images <= 64 px) | small (3x3 conv1, no "
           "max-pool) | imagenet")
           .check({one_of({"auto", "small", "imagenet"})}));
-  add(arg("--width", MOCO_MEMBER(width), {C::pretrain},
-          "ResNet base width (64 = torchvision's shapes)")
+  add(arg("--width", MOCO_MEMBER(width), {C::pretrain, C::finetune},
+          "ResNet base width (64 = torchvision's shapes; finetune: with "
+          "--pretrained none)")
           .check({positive()}));
-  add(arg("--crop-size", MOCO_MEMBER(crop_size), {C::pretrain, C::bench_data},
+  add(arg("--crop-size", MOCO_MEMBER(crop_size),
+          {C::pretrain, C::finetune, C::bench_data},
           "RandomResizedCrop size (pretrain: 0 = the image size if <= 64 px, "
-          "else 224)")
+          "else 224; finetune: also the evaluation crop of image files, 0 = "
+          "224)")
           .check({non_negative()}));
   add(arg("--strict-data", MOCO_MEMBER(strict_data), {C::pretrain},
           "an unreadable image file stops the run (default: skip it with a "
           "warning)")
           .style_as(Style::flag));
-  add(arg("--amp", MOCO_MEMBER(amp), {C::pretrain},
+  add(arg("--amp", MOCO_MEMBER(amp), {C::pretrain, C::finetune},
           "mixed precision: off | bf16 | fp16 | auto (autocast for the "
           "encoders; loss, softmax, queue and momentum update stay fp32; fp16 "
           "needs CUDA and scales the loss; auto: bf16 on a CPU that computes "
@@ -290,9 +303,32 @@ std::vector<Arg> make_table() {
           .style_as(Style::flag));
 
   // ---- lincls ---------------------------------------------------------------------
-  add(arg("-e,--evaluate", MOCO_MEMBER(evaluate), {C::lincls},
+  add(arg("-e,--evaluate", MOCO_MEMBER(evaluate), kClassifierCommands,
           "evaluate the model on the test split and stop")
           .style_as(Style::flag));
+  add(arg("--val-split", MOCO_MEMBER(val_split), kClassifierCommands,
+          "hold out this fraction of the labelled training images (stratified, "
+          "seeded by --seed) as the test split, for data without one")
+          .check({in_range(0, 1, true)}));
+
+  // ---- finetune ---------------------------------------------------------------------
+  add(arg("--lr-head", MOCO_MEMBER(lr_head), {C::finetune},
+          "learning rate of the new classifier (0: 10x --lr)")
+          .check({non_negative()}));
+  add(arg("--freeze-bn", MOCO_MEMBER(freeze_bn), {C::finetune},
+          "keep the pretrained BatchNorm statistics (BN layers in eval mode; "
+          "their scale and shift are still trained)")
+          .style_as(Style::flag));
+  add(arg("--label-fraction", MOCO_MEMBER(label_fraction), {C::finetune},
+          "train on this fraction of each class's labelled images (stratified, "
+          "seeded by --seed; the list is written to OUTPUT/labels.txt)")
+          .check({positive(), in_range(0, 1, false)}));
+  add(arg("--labels-per-class", MOCO_MEMBER(labels_per_class), {C::finetune},
+          "train on this many labelled images of each class instead (0: "
+          "--label-fraction decides)")
+          .check({non_negative()}));
+  add(arg("--label-subset", MOCO_MEMBER(label_subset), {C::finetune},
+          "the labelled images to train on, as another run's labels.txt"));
 
   // ---- embed ----------------------------------------------------------------------
   add(arg("--split", MOCO_MEMBER(split), {C::embed}, "train | test")
@@ -308,8 +344,9 @@ std::vector<Arg> make_table() {
   add(arg("output", MOCO_MEMBER(file), {C::export_}, "file to write")
           .required_for({C::export_}));
   add(arg("--format", MOCO_MEMBER(format), {C::export_},
-          "torchvision | safetensors")
-          .check({one_of({"torchvision", "safetensors"})}));
+          "torchvision | detectron2 | safetensors (default: from OUTPUT's "
+          "extension: .pth/.pt, .pkl, .safetensors)")
+          .check({one_of({"", "torchvision", "detectron2", "safetensors"})}));
   add(arg("run", MOCO_MEMBER(run), {C::report}, "the --output folder of a run")
           .required_for({C::report}));
 
@@ -381,6 +418,7 @@ const char* command_name(Command c) {
   switch (c) {
     case C::pretrain: return "pretrain";
     case C::lincls: return "lincls";
+    case C::finetune: return "finetune";
     case C::knn: return "knn";
     case C::embed: return "embed";
     case C::export_: return "export";

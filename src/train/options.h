@@ -108,11 +108,50 @@ struct LinclsOptions {
   TORCH_ARG(bool, cos) = false;
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, output) = "runs/lincls";
+  TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(int64_t, max_steps) = 0;  // per epoch; 0: all (for tests)
   TORCH_ARG(bool, progress) = true;
+};
+
+// `moco finetune`: the whole network trained with a new classifier, on all
+// or a stratified few of the labels (the semi-supervised protocol).
+struct FinetuneOptions {
+  TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(std::string, pretrained) = "";  // "none": random initialisation
+  TORCH_ARG(std::string, arch) = "";        // "": as the checkpoint holds
+  TORCH_ARG(std::string, stem) = "auto";    // with --pretrained none
+  TORCH_ARG(int64_t, width) = 64;           // with --pretrained none
+  TORCH_ARG(int64_t, workers) = -1;
+  TORCH_ARG(int64_t, epochs) = 30;
+  TORCH_ARG(int64_t, start_epoch) = 0;
+  TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(double, lr) = 0.01;
+  TORCH_ARG(double, lr_head) = 0;  // 0: 10x --lr
+  TORCH_ARG(std::vector<int64_t>, schedule) = {};
+  TORCH_ARG(double, momentum) = 0.9;
+  TORCH_ARG(double, wd) = 1e-4;
+  TORCH_ARG(bool, cos) = true;
+  TORCH_ARG(bool, freeze_bn) = false;
+  TORCH_ARG(double, label_fraction) = 1.0;
+  TORCH_ARG(int64_t, labels_per_class) = 0;  // 0: --label-fraction decides
+  TORCH_ARG(std::string, label_subset) = "";  // a labels.txt to reuse
+  TORCH_ARG(double, val_split) = 0;
+  TORCH_ARG(int64_t, crop_size) = 0;  // 0: 224 for image files, else own size
+  TORCH_ARG(int64_t, print_freq) = 10;
+  TORCH_ARG(std::string, resume) = "";
+  TORCH_ARG(bool, evaluate) = false;
+  TORCH_ARG(int64_t, seed) = 0;
+  TORCH_ARG(int64_t, threads) = 0;
+  TORCH_ARG(std::string, output) = "runs/finetune";
+  TORCH_ARG(std::string, device) = "cpu";
+  TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
+  TORCH_ARG(int64_t, max_steps) = 0;  // per epoch; 0: all (for tests)
+  TORCH_ARG(bool, progress) = true;
+  TORCH_ARG(std::string, amp) = "off";
 };
 
 struct KnnCommandOptions {
@@ -145,7 +184,9 @@ struct EmbedOptions {
 struct ExportOptions {
   TORCH_ARG(std::string, checkpoint) = "";
   TORCH_ARG(std::string, file) = "";
-  TORCH_ARG(std::string, format) = "torchvision";  // | safetensors
+  // "": from the file's extension (.pth/.pt torchvision, .pkl detectron2,
+  // .safetensors)
+  TORCH_ARG(std::string, format) = "";
 };
 
 struct ReportOptions {
@@ -178,7 +219,9 @@ struct SweepOptions {
   TORCH_ARG(std::vector<std::string>, pretrain_args) = {};
 };
 
-enum class Command { pretrain, lincls, knn, embed, export_, report, bench_data, sweep };
+enum class Command {
+  pretrain, lincls, finetune, knn, embed, export_, report, bench_data, sweep
+};
 const char* command_name(Command c);
 
 // What a pretraining checkpoint does with a flag.
@@ -191,6 +234,7 @@ enum class Persist {
 using AllFields = std::tuple<
     std::optional<args::Field<PretrainOptions>>,
     std::optional<args::Field<LinclsOptions>>,
+    std::optional<args::Field<FinetuneOptions>>,
     std::optional<args::Field<KnnCommandOptions>>,
     std::optional<args::Field<EmbedOptions>>,
     std::optional<args::Field<ExportOptions>>,

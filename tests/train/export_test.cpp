@@ -48,6 +48,33 @@ TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
                        (dir / "cifar" / "test_batch.bin").string() + "' " +
                        csv(mean) + " " + csv(std) + " '" + ckpt + "'",
                    dir);
+  // The format follows the extension: .safetensors without --format is the
+  // same file, .pkl is detectron2's.
+  r = moco("export '" + ckpt + "' '" + (dir / "auto.safetensors").string() + "'", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(test::read_text(dir / "auto.safetensors"), test::read_text(st));
+  const auto pkl = (dir / "r50.pkl").string();
+  r = moco("export '" + ckpt + "' '" + pkl + "'", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("as detectron2"), std::string::npos) << r.out;
+  // Detection and segmentation models take the export as their backbone.
+  test::run_python("check_dense_export.py", "'" + pth + "' '" + pkl + "'", dir);
+}
+
+TEST(Export, Detectron2NamesFollowTheOfficialConverter) {
+  EXPECT_EQ(detectron2_name("conv1.weight"), "stem.conv1.weight");
+  EXPECT_EQ(detectron2_name("bn1.running_var"), "stem.conv1.norm.running_var");
+  EXPECT_EQ(detectron2_name("layer1.0.bn3.bias"), "res2.0.conv3.norm.bias");
+  EXPECT_EQ(detectron2_name("layer4.2.conv2.weight"), "res5.2.conv2.weight");
+  EXPECT_EQ(detectron2_name("layer3.0.downsample.0.weight"), "res4.0.shortcut.weight");
+  EXPECT_EQ(detectron2_name("layer3.0.downsample.1.weight"),
+            "res4.0.shortcut.norm.weight");
+  EXPECT_EQ(export_format("", "a/b.PTH"), "torchvision");
+  EXPECT_EQ(export_format("", "model.pth.tar"), "torchvision");
+  EXPECT_EQ(export_format("", "r50.pkl"), "detectron2");
+  EXPECT_EQ(export_format("safetensors", "r50.pkl"), "safetensors");
+  const auto msg = test::error_message([] { export_format("", "r50.onnx"); });
+  EXPECT_NE(msg.find("cannot tell the format of r50.onnx"), std::string::npos) << msg;
 }
 
 }  // namespace

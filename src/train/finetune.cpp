@@ -1,0 +1,331 @@
+#include "train/finetune.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "data/dataset.h"
+#include "data/eval_transform.h"
+#include "data/loader.h"
+#include "data/subsets.h"
+#include "io/checkpoint.h"
+#include "io/metrics.h"
+#include "models/moco.h"
+#include "models/split_batchnorm.h"
+#include "train/amp.h"
+#include "train/backbone.h"
+#include "train/classify.h"
+#include "train/runtime.h"
+#include "train/sgd.h"
+
+namespace moco::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_head(const std::string& name) { return name.rfind("fc.", 0) == 0; }
+
+// The network, its source, and the two optimizers (backbone, new head).
+struct Model {
+  models::ResNet net{nullptr};
+  std::string source;  // for the start-up line
+  std::unique_ptr<Sgd> backbone, head;
+  int64_t start_epoch = 0;
+  double best_acc1 = 0;
+};
+
+models::ResNet from_scratch(const FinetuneOptions& o, const data::ImageSet& train,
+                            int64_t classes) {
+  TORCH_CHECK(!o.arch().empty(), "--pretrained none needs -a/--arch (resnet18 | ",
+              "resnet34 | resnet50 | resnet101)");
+  const bool small =
+      o.stem() == "small" || (o.stem() == "auto" && data::is_small(train));
+  models::ResNet net(models::ResNetOptions(o.arch())
+                         .in_channels(train.channels())
+                         .small_stem(small)
+                         .width(o.width())
+                         .num_classes(classes));
+  // The same new classifier as on a pretrained backbone (main_lincls.py's).
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->named_parameters()) {
+    if (p.key() == "fc.weight") p.value().normal_(0, 0.01);
+    if (p.key() == "fc.bias") p.value().zero_();
+  }
+  return net;
+}
+
+Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
+                  int64_t classes) {
+  Model m;
+  if (!o.resume().empty()) {
+    const Backbone b = load_backbone(o.resume());
+    TORCH_CHECK(b.head.count("fc.weight") && b.head.size() == 2 &&
+                    b.head.at("fc.weight").size(0) == classes,
+                "expected a fine-tuned classifier with fc.weight of ", classes,
+                " classes in ", o.resume());
+    check_channels(b, train, o.data());
+    m.net = make_encoder(b);  // backbone and fc as saved
+    m.source = "resumed " + o.resume();
+  } else if (o.pretrained() == "none") {
+    m.net = from_scratch(o, train, classes);
+    m.source = "random initialisation";
+  } else {
+    const Backbone b = load_backbone(o.pretrained());
+    TORCH_CHECK(o.arch().empty() || o.arch() == b.options.arch(), "--arch ",
+                o.arch(), " given, but ", b.path, " holds a ", b.options.arch());
+    check_channels(b, train, o.data());
+    m.net = make_classifier(b, classes);
+    m.source = b.kind + " " + b.path;
+  }
+  std::vector<torch::Tensor> backbone, head;
+  for (auto& p : m.net->named_parameters()) {
+    (is_head(p.key()) ? head : backbone).push_back(p.value());
+  }
+  const double lr_head = o.lr_head() > 0 ? o.lr_head() : 10 * o.lr();
+  m.backbone = std::make_unique<Sgd>(
+      backbone, SgdOptions().lr(o.lr()).momentum(o.momentum()).weight_decay(o.wd()));
+  m.head = std::make_unique<Sgd>(
+      head, SgdOptions().lr(lr_head).momentum(o.momentum()).weight_decay(o.wd()));
+  m.start_epoch = o.start_epoch();
+  return m;
+}
+
+void resume_state(Model& m, const FinetuneOptions& o) {
+  const auto ckpt = io::load_pickle(o.resume());
+  const auto top = ckpt.toGenericDict();
+  if (top.contains("epoch")) {
+    m.start_epoch = io::dict_int(ckpt, "epoch", o.resume(), 0, o.epochs());
+  }
+  if (top.contains("best_acc1")) {
+    m.best_acc1 = io::dict_double(ckpt, "best_acc1", o.resume());
+  }
+  if (top.contains("optimizer")) sgd_load_state(*m.backbone, top.at("optimizer"), o.resume());
+  if (top.contains("optimizer_head")) {
+    sgd_load_state(*m.head, top.at("optimizer_head"), o.resume());
+  }
+  log_info("resumed ", o.resume(), " at epoch ", m.start_epoch,
+           " (best Acc@1 so far ", m.best_acc1, ")");
+}
+
+// main_lincls.py's layout (module.* state dict, epoch, arch, best_acc1,
+// optimizer) so that lincls -e, export and the loaders read it; the head's
+// optimizer, at its own learning rate, as optimizer_head.
+void save_finetune(const std::string& path, Model& m, int64_t next_epoch,
+                   const FinetuneOptions& o) {
+  auto ckpt = io::new_dict();
+  ckpt.insert("epoch", next_epoch);
+  ckpt.insert("arch", m.net->options().arch());
+  ckpt.insert("state_dict", prefixed_state_dict(*m.net, "module."));
+  ckpt.insert("best_acc1", m.best_acc1);
+  ckpt.insert("optimizer", sgd_state_dict(*m.backbone));
+  ckpt.insert("optimizer_head", sgd_state_dict(*m.head));
+  ckpt.insert("pretrained", o.pretrained());
+  ckpt.insert("finetune_options", options_to_json(o).dump());
+  io::save_pickle(path, ckpt);
+}
+
+// The labelled images to train on: another run's list, this run's own list
+// when resuming, or a stratified subset drawn from the flags.
+std::vector<int64_t> choose_labels(const FinetuneOptions& o,
+                                   const data::ImageSet& train,
+                                   const std::string& saved, std::string* how) {
+  if (!o.label_subset().empty()) {
+    *how = "the list in " + o.label_subset();
+    return data::read_subset(o.label_subset(), train);
+  }
+  if (!o.resume().empty() && fs::exists(saved)) {
+    *how = "the list in " + saved;
+    return data::read_subset(saved, train);
+  }
+  data::SubsetSize size{o.label_fraction(), o.labels_per_class()};
+  *how = o.labels_per_class() > 0
+             ? fmt::format("{} per class", o.labels_per_class())
+             : fmt::format("{:g}% of each class", 100 * o.label_fraction());
+  *how += fmt::format(", seed {}", o.seed());
+  return data::stratified_subset(train.labels, size, static_cast<uint64_t>(o.seed()));
+}
+
+struct EpochStats {
+  double loss = 0, acc1 = 0;
+};
+
+EpochStats train_epoch(Model& m, data::TwoViewLoader& loader, Amp& amp,
+                       const FinetuneOptions& o, int64_t epoch, double lr,
+                       const torch::Device& device) {
+  const int64_t steps = loader.batches_per_epoch();
+  m.net->train();
+  if (o.freeze_bn()) {
+    for (auto& module : m.net->modules(false)) {
+      if (module->as<models::SplitBatchNorm2d>()) module->eval();
+    }
+  }
+  std::vector<torch::Tensor> params = m.backbone->params();
+  params.insert(params.end(), m.head->params().begin(), m.head->params().end());
+  loader.start_epoch(epoch);
+  const bool bar_on = o.progress() && stderr_is_tty();
+  ProgressBar bar(steps, fmt::format("finetune {}/{}", epoch + 1, o.epochs()), bar_on);
+  EpochStats s;
+  int64_t n = 0, seen = 0;
+  double correct = 0;
+  while (auto batch = loader.next()) {
+    auto x = batch->view_q.to(device, true);
+    auto y = batch->labels.to(device, true);
+    torch::Tensor logits;
+    {
+      auto guard = amp.autocast();
+      logits = m.net->forward(x);
+    }
+    logits = logits.to(torch::kFloat);
+    auto loss = torch::nn::functional::cross_entropy(logits, y);
+    m.backbone->zero_grad();
+    m.head->zero_grad();
+    amp.scale(loss).backward();
+    if (amp.unscale_and_check(params)) {
+      m.backbone->step();
+      m.head->step();
+    }
+    const double l = loss.item<double>();
+    TORCH_CHECK(std::isfinite(l), "non-finite loss (", l, ") at epoch ", epoch + 1,
+                "; try a lower --lr or --lr-head");
+    s.loss += l;
+    correct += logits.argmax(1).eq(y).sum().item<double>();
+    seen += y.size(0);
+    ++n;
+    if (n % o.print_freq() == 0 || n == steps) {
+      bar.update(n, fmt::format("loss {:.4f} lr {:.4g}", l, lr));
+      if (!bar_on) {
+        log_info(fmt::format("finetune epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}",
+                             epoch + 1, o.epochs(), n, steps, l, lr));
+      }
+    }
+    if (o.max_steps() > 0 && n >= o.max_steps()) break;
+  }
+  bar.finish();
+  if (n) s.loss /= static_cast<double>(n);
+  if (seen) s.acc1 = 100.0 * correct / static_cast<double>(seen);
+  return s;
+}
+
+}  // namespace
+
+FinetuneResult run_finetune(const FinetuneOptions& o) {
+  validate_flags(o);
+  TORCH_CHECK(!o.pretrained().empty() || !o.resume().empty(),
+              "expected --pretrained CKPT (a pretraining checkpoint, or none "
+              "for random initialisation) or --resume CKPT (a fine-tuned "
+              "classifier)");
+  TORCH_CHECK(o.labels_per_class() == 0 || o.label_fraction() == 1.0,
+              "give --label-fraction or --labels-per-class, not both");
+  TORCH_CHECK(o.label_subset().empty() ||
+                  (o.labels_per_class() == 0 && o.label_fraction() == 1.0),
+              "--label-subset names the images to use; drop --label-fraction ",
+              "and --labels-per-class");
+  use_threads(o.threads());
+  const auto device = resolve_device(o.device());
+  Amp amp(resolve_amp(o.amp(), device), device);
+  torch::manual_seed(static_cast<uint64_t>(o.seed()));
+
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
+  if (o.val_split() > 0) {
+    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
+  }
+  data::require_labels(splits, o.data(), "finetune");
+  const data::ImageSet& labelled = splits.labelled_train();
+  const data::ImageSet& val_set = *splits.test;
+  const int64_t classes = std::max(labelled.num_classes, val_set.num_classes);
+  const int64_t crop = labelled.on_disk() && o.crop_size() > 0
+                           ? o.crop_size()
+                           : data::eval_crop(labelled);
+  const auto transform = data::eval_transform(labelled, crop);
+
+  Model m = build_model(o, labelled, classes);
+  if (!o.resume().empty()) resume_state(m, o);
+  m.net->to(device);
+  for (Sgd* sgd : {m.backbone.get(), m.head.get()}) {
+    for (auto& b : sgd->momentum_buffers()) b = b.to(device);
+  }
+
+  FinetuneResult result;
+  if (o.evaluate()) {
+    TORCH_CHECK(!o.resume().empty(), "-e evaluates a fine-tuned classifier: ",
+                "give it as --resume CKPT");
+    const auto acc = evaluate_classifier(m.net, val_set, transform,
+                                         o.batch_size(), device, amp.mode());
+    log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
+    result.acc1 = result.best_acc1 = acc.top1;
+    result.acc5 = acc.top5;
+    return result;
+  }
+
+  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty());
+  const fs::path dir(o.output());
+  const std::string best_path = (dir / "model_best.pth.tar").string();
+  result.labels = (dir / "labels.txt").string();
+  std::string how;
+  const auto chosen = choose_labels(o, labelled, result.labels, &how);
+  data::write_subset(result.labels, labelled, chosen);
+  const data::ImageSet train_set = data::select(labelled, chosen);
+  result.train_images = train_set.size();
+
+  const double lr_head = m.head->options().lr();
+  log_info(fmt::format(
+      "finetune: {}: {}{}, {} classes; {} of {} labelled images ({}; list in "
+      "{}), val {} ({}); lr {:g} (head {:g}), {}, wd {:g}, batch {}, {} epochs, "
+      "BN {}{}",
+      m.source, m.net->options().arch(),
+      m.net->options().small_stem() ? " (small-image stem)" : "", classes,
+      train_set.size(), labelled.size(), how, result.labels, val_set.size(),
+      val_set.description, o.lr(), lr_head,
+      o.cos() ? "cosine" : "steps at --schedule", o.wd(), o.batch_size(),
+      o.epochs(), o.freeze_bn() ? "frozen (pretrained statistics)" : "in train mode",
+      amp.mode() != "off" ? ", " + amp.mode() + " autocast" : ""));
+
+  io::MetricsWriter metrics((dir / "metrics.jsonl").string());
+  metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
+                                 train_set.description});
+  auto loader = classification_loader(train_set, transform, o.batch_size(),
+                                      resolve_workers(o.workers()), o.seed(), device);
+  for (int64_t epoch = m.start_epoch; epoch < o.epochs(); ++epoch) {
+    const double scale =
+        learning_rate(1.0, epoch, o.epochs(), o.cos(), o.schedule());
+    m.backbone->set_lr(o.lr() * scale);
+    m.head->set_lr(lr_head * scale);
+    const auto t0 = Clock::now();
+    const auto stats = train_epoch(m, *loader, amp, o, epoch, o.lr() * scale, device);
+    const auto acc = evaluate_classifier(m.net, val_set, transform, o.batch_size(),
+                                         device, amp.mode());
+    const bool is_best = acc.top1 > m.best_acc1;
+    m.best_acc1 = std::max(m.best_acc1, acc.top1);
+    result.acc1 = acc.top1;
+    result.acc5 = acc.top5;
+    result.best_acc1 = m.best_acc1;
+    ++result.epochs_done;
+    const double secs = seconds_since(t0);
+    log_info(fmt::format(
+        "finetune epoch {}/{}: loss {:.4f}, train Acc@1 {:.2f}, val Acc@1 {:.3f} "
+        "Acc@5 {:.3f} (best {:.3f}), {:.1f}s",
+        epoch + 1, o.epochs(), stats.loss, stats.acc1, acc.top1, acc.top5,
+        m.best_acc1, secs));
+    metrics.write(io::FinetuneRecord{epoch, o.lr() * scale, lr_head * scale,
+                                     stats.loss, stats.acc1, acc.top1, acc.top5,
+                                     secs, train_set.size()});
+    save_finetune(ckpt_path, m, epoch + 1, o);
+    if (is_best) save_finetune(best_path, m, epoch + 1, o);
+  }
+  result.checkpoint = ckpt_path;
+  result.best = best_path;
+  log_info(fmt::format("finetune: best val Acc@1 {:.3f}, last Acc@1 {:.3f} "
+                       "Acc@5 {:.3f}; checkpoint {}",
+                       m.best_acc1, result.acc1, result.acc5, ckpt_path));
+  return result;
+}
+
+}  // namespace moco::train
