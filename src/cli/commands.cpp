@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/signals.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
@@ -280,6 +281,22 @@ struct Commands {
 
 // Parses argv; returns a CLI11 exit code, or -1 to go on.
 int parse(Commands& c, int argc, char** argv) {
+  if (argc > 1 && argv[1][0] != '-') {
+    // CLI11 answers a mistyped command with "A subcommand is required".
+    std::vector<std::string> names;
+    for (const CLI::App* sub : c.app.get_subcommands({})) names.push_back(sub->get_name());
+    const std::string word = argv[1];
+    if (std::find(names.begin(), names.end(), word) == names.end()) {
+      const std::string best = args::closest(word, names);
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      std::fprintf(stderr, "moco: error: unknown command '%s'%s; the commands: %s\n",
+                   word.c_str(),
+                   best.empty() ? "" : (" (did you mean " + best + "?)").c_str(),
+                   list.c_str());
+      return 109;  // CLI11's ExtrasError status
+    }
+  }
   try {
     check_flag_values(argc, argv);
     c.app.parse(argc, argv);
@@ -370,6 +387,10 @@ int run(int argc, char** argv) {
     const int rc = parse(c, argc, argv);
     if (rc >= 0) return rc;
     return dispatch(c, argc, argv);
+  } catch (const StopRequested& e) {
+    // Work saved after SIGINT/SIGTERM: the status a signal would give.
+    std::fprintf(stderr, "moco: %s\n", e.what());
+    return 128 + e.signal;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "moco: error: %s\n", e.what_without_backtrace());
     return 1;

@@ -13,6 +13,8 @@ namespace {
 // Only what a signal handler may touch: a fixed buffer and an atomic flag.
 char g_partial[4096];
 std::atomic<bool> g_has_partial{false};
+std::atomic<int> g_graceful{0};      // GracefulStop scopes open
+std::atomic<int> g_stop_signal{0};   // the signal a scope received
 
 void write_all(const char* s) {
   size_t n = std::strlen(s);
@@ -24,7 +26,19 @@ void write_all(const char* s) {
   }
 }
 
+void install(int sig);
+
 void on_stop_signal(int sig) {
+  if (g_graceful.load() > 0 && g_stop_signal.load() == 0) {
+    g_stop_signal.store(sig);
+    write_all(sig == SIGINT
+                  ? "\nmoco: interrupted (SIGINT); finishing this step and "
+                    "saving a checkpoint (Ctrl-C again to stop at once)\n"
+                  : "\nmoco: received SIGTERM; finishing this step and saving "
+                    "a checkpoint\n");
+    install(sig);  // SA_RESETHAND cleared it: the next one stops at once
+    return;
+  }
   write_all(sig == SIGINT ? "\nmoco: interrupted (SIGINT); stopping\n"
                           : "\nmoco: received SIGTERM; stopping\n");
   if (g_has_partial.load()) {
@@ -37,21 +51,31 @@ void on_stop_signal(int sig) {
   ::raise(sig);
 }
 
-}  // namespace
-
-void install_stop_handlers() {
+void install(int sig) {
   struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESETHAND;
+  ::sigaction(sig, &sa, nullptr);
+}
+
+}  // namespace
+
+void install_stop_handlers() {
   for (int sig : {SIGINT, SIGTERM}) {
     // A signal ignored by whoever started us (a shell's background job,
     // nohup-style wrappers) stays ignored, as the convention is.
     struct sigaction old {};
     ::sigaction(sig, nullptr, &old);
-    if (old.sa_handler != SIG_IGN) ::sigaction(sig, &sa, nullptr);
+    if (old.sa_handler != SIG_IGN) install(sig);
   }
 }
+
+GracefulStop::GracefulStop() { g_graceful.fetch_add(1); }
+
+GracefulStop::~GracefulStop() { g_graceful.fetch_sub(1); }
+
+int GracefulStop::signal() { return g_stop_signal.load(); }
 
 PartialFile::PartialFile(const std::string& path) {
   if (path.size() >= sizeof(g_partial)) return;

@@ -1,5 +1,7 @@
 #include "data/eval_transform.h"
 
+#include "data/image_decode.h"
+
 #include <torch/torch.h>
 
 #include "data/dataset.h"
@@ -9,6 +11,24 @@ namespace moco::data {
 
 bool is_small(const ImageSet& set) {
   return !set.on_disk() && set.height() <= 64 && set.width() <= 64;
+}
+
+int64_t typical_image_side(const ImageSet& set, int64_t samples) {
+  if (!set.on_disk()) return std::min(set.height(), set.width());
+  std::vector<int64_t> sides;
+  const auto idx = subset_indices(set.size(), samples);
+  for (int64_t i = 0; i < idx.size(0); ++i) {
+    const auto& path = set.files[static_cast<size_t>(idx[i].item<int64_t>())];
+    try {
+      const auto info = read_image_info(read_file(path), path);
+      sides.push_back(std::min(info.height, info.width));
+    } catch (const std::exception&) {
+      continue;  // the loader reports unreadable files
+    }
+  }
+  if (sides.empty()) return 0;
+  std::nth_element(sides.begin(), sides.begin() + sides.size() / 2, sides.end());
+  return sides[sides.size() / 2];
 }
 
 std::pair<std::vector<double>, std::vector<double>> normalization(

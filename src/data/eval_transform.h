@@ -22,6 +22,11 @@ struct ImageSet;
 // per-channel statistics.
 bool is_small(const ImageSet& set);
 
+// The images' shorter side: in memory, their own; image files, the median
+// over the headers of up to `samples` files, evenly spaced (no decoding).
+// 0 when no header can be read.
+int64_t typical_image_side(const ImageSet& set, int64_t samples = 64);
+
 // The input normalisation pretraining uses for a dataset: per-channel
 // statistics of (up to 10k) training images for small images, ImageNet's
 // otherwise (0.449 / 0.226 for one channel).

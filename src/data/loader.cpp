@@ -54,7 +54,7 @@ void TwoViewLoader::stop_workers() {
   workers_.clear();
 }
 
-void TwoViewLoader::start_epoch(int64_t epoch) {
+void TwoViewLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   stop_workers();
   epoch_ = epoch;
   const auto perm = permutation(
@@ -66,9 +66,11 @@ void TwoViewLoader::start_epoch(int64_t epoch) {
     order_.push_back(perm[i * options_.world_size() + options_.rank()]);
   }
   num_batches_ = batches_per_epoch();
-  consumed_ = 0;
+  TORCH_CHECK(first_batch >= 0 && first_batch <= num_batches_, "expected a ",
+              "batch within the epoch's ", num_batches_, ", got ", first_batch);
+  consumed_ = first_batch;
   wait_seconds_ = 0;
-  next_to_make_ = 0;
+  next_to_make_ = first_batch;
   ready_.clear();
   error_ = nullptr;
   stop_ = false;

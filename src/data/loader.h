@@ -68,8 +68,10 @@ class TwoViewLoader {
   TwoViewLoader& operator=(const TwoViewLoader&) = delete;
 
   int64_t batches_per_epoch() const;
-  // Draws the epoch's permutation and starts the workers on it.
-  void start_epoch(int64_t epoch);
+  // Draws the epoch's permutation and starts the workers on it, from batch
+  // `first_batch` (a run resumed mid-epoch: the batches before it are not
+  // made, and the ones after are those an uninterrupted epoch gives).
+  void start_epoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end.
   std::optional<TwoViewBatch> next();
   // Seconds next() spent blocked waiting for workers since start_epoch.

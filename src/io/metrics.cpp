@@ -8,7 +8,8 @@
 namespace moco::io {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ConfigRecord, options,
-                                                train_images, dataset)
+                                                train_images, dataset,
+                                                resume_changes)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(TrainRecord, epoch, step, loss,
                                                 acc1, acc5, lr, images_per_s)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(EpochRecord, epoch, loss, steps,

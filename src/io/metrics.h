@@ -24,6 +24,8 @@ struct ConfigRecord {  // kind "config": once per start (and resume)
   nlohmann::json options;
   int64_t train_images = 0;
   std::string dataset;
+  // Flags a resume took with another value: "--epochs (6 -> 10)".
+  std::vector<std::string> resume_changes = {};
 };
 
 struct TrainRecord {  // kind "train": every --print-freq steps

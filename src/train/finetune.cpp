@@ -265,7 +265,8 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     return result;
   }
 
-  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty());
+  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty(), false);
+  OutputLock lock(o.output());
   const fs::path dir(o.output());
   const std::string best_path = (dir / "model_best.pth.tar").string();
   result.labels = (dir / "labels.txt").string();

@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "data/dataset.h"
+#include "data/subsets.h"
 #include "train/backbone.h"
 #include "train/runtime.h"
 
@@ -110,6 +111,9 @@ KnnResult run_knn(const KnnCommandOptions& o) {
       data::open_dataset(o.data(), data::OpenOptions()
                                        .channels(o.channels())
                                        .max_image_pixels(o.max_image_pixels()));
+  if (o.val_split() > 0) {
+    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
+  }
   data::require_labels(splits, o.data(), "knn");
   const auto& bank_set = splits.labelled_train();
   const auto& test_set = *splits.test;

@@ -142,6 +142,30 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
   return n ? loss_sum / n : 0.0;
 }
 
+// main_lincls.py's lr 30 suits ImageNet ResNet-50 features; on other
+// features it can blow the loss up to thousands, and the classifier then
+// stays at chance with nothing said. Said once, with what to try.
+void warn_if_not_learning(double loss, double acc1, int64_t classes, bool last,
+                          double lr, bool* warned) {
+  if (*warned) return;
+  const double uniform = std::log(static_cast<double>(std::max<int64_t>(classes, 2)));
+  const double chance = 100.0 / static_cast<double>(std::max<int64_t>(classes, 1));
+  std::string what;
+  if (loss > 10 * uniform) {
+    what = fmt::format("the loss ({:.4g}) is far above {:.2f}, a uniform guess's",
+                       loss, uniform);
+  } else if (last && acc1 < chance + 0.5 * (100.0 - chance) * 0.1) {
+    what = fmt::format("val Acc@1 {:.2f}% is about chance ({:.2f}% for {} classes)",
+                       acc1, chance, classes);
+  }
+  if (what.empty()) return;
+  *warned = true;
+  log_warn("lincls: ", what, ". --lr ", lr, lr >= 10 ? " is main_lincls.py's, "
+           "tuned for ImageNet ResNet-50 features" : "", "; try a lower --lr "
+           "(e.g. 0.1-1, with --schedule scaled to --epochs) or check that "
+           "the checkpoint was trained");
+}
+
 }  // namespace
 
 LinclsResult run_lincls(const LinclsOptions& o) {
@@ -187,13 +211,15 @@ LinclsResult run_lincls(const LinclsOptions& o) {
     return result;
   }
 
-  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty());
+  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty(), false);
+  OutputLock lock(o.output());
   const std::string best_path =
       (fs::path(o.output()) / "model_best.pth.tar").string();
   io::MetricsWriter metrics((fs::path(o.output()) / "metrics.jsonl").string());
   metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
                                  train_set.description});
 
+  bool warned = false;
   auto loader = classification_loader(train_set, transform, o.batch_size(),
                                       resolve_workers(o.workers()), o.seed(), device);
   for (int64_t epoch = c.start_epoch; epoch < o.epochs(); ++epoch) {
@@ -215,6 +241,8 @@ LinclsResult run_lincls(const LinclsOptions& o) {
         "{:.3f}), {:.1f}s",
         epoch + 1, o.epochs(), loss, acc.top1, acc.top5, c.best_acc1, secs));
     metrics.write(io::LinclsRecord{epoch, lr, loss, acc.top1, acc.top5, secs});
+    warn_if_not_learning(loss, acc.top1, classes, epoch + 1 == o.epochs(), o.lr(),
+                         &warned);
     save_lincls(ckpt_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
     if (is_best) save_lincls(best_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
   }

@@ -82,7 +82,7 @@ std::vector<Arg> make_table() {
           "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
           "listing image paths (optional label after each), or IDX "
           "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries")
-          .required_for({C::finetune, C::embed, C::bench_data}));
+          .required_for({C::lincls, C::finetune, C::knn, C::embed, C::bench_data}));
   add(arg("-j,--workers", MOCO_MEMBER(workers),
           {C::pretrain, C::lincls, C::finetune, C::bench_data},
           "data loading threads (-1: one per core beyond the first, at least "
@@ -119,8 +119,8 @@ std::vector<Arg> make_table() {
           "and metrics.jsonl; sweep: a sub-folder per point and the sweep's "
           "tables and charts), or the .npy file (embed)")
           .persist_as(Persist::record));
-  add(arg("--seed", MOCO_MEMBER(seed), kTrainCommands,
-          "seed for initialisation and data"));
+  add(arg("--seed", MOCO_MEMBER(seed), {C::pretrain, C::lincls, C::finetune, C::knn},
+          "seed for initialisation and data (knn: for --val-split)"));
   add(arg("--no-progress", MOCO_MEMBER(progress), kTrainCommands,
           "plain log lines even on a terminal (default: a progress bar there)")
           .style_as(Style::negated)
@@ -161,8 +161,10 @@ std::vector<Arg> make_table() {
           .check({positive()})
           .persist_as(Persist::record));
   add(arg("--resume", MOCO_MEMBER(resume), kTrainCommands,
-          "checkpoint to continue from (pretrain: its saved flags are the "
-          "defaults, flags given again override them; lincls, finetune: the "
+          "checkpoint to continue from (pretrain: the run's saved flags and "
+          "folder; a flag given again with another value is refused unless "
+          "it may change (--epochs, the kNN monitor's) or with --override; "
+          "lincls, finetune: the "
           "run's checkpoint, with -o its folder; with -e, the classifier to "
           "evaluate)")
           .persist_as(Persist::record));
@@ -236,6 +238,16 @@ std::vector<Arg> make_table() {
           "needs CUDA and scales the loss; auto: bf16 on a CPU that computes "
           "bf16 natively (AVX512-BF16 or AMX), else off)")
           .check({one_of({"off", "bf16", "fp16", "auto"})}));
+  add(arg("--save-freq", MOCO_MEMBER(save_freq), {C::pretrain},
+          "also write the checkpoint every N steps, mid-epoch (0: at epoch "
+          "ends only); --resume continues from the step it holds")
+          .check({non_negative()})
+          .persist_as(Persist::record));
+  add(arg("--override", MOCO_MEMBER(override_flags), {C::pretrain},
+          "with --resume: accept flags whose value differs from the run's "
+          "(besides --epochs and the kNN monitor's, which may always change)")
+          .style_as(Style::flag)
+          .persist_as(Persist::none));
   add(arg("--channels-last", MOCO_MEMBER(channels_last), {C::pretrain},
           "channels-last (NHWC) activations and weights (for GPUs; measure "
           "before using it on a CPU)")
@@ -306,7 +318,7 @@ std::vector<Arg> make_table() {
   add(arg("-e,--evaluate", MOCO_MEMBER(evaluate), kClassifierCommands,
           "evaluate the model on the test split and stop")
           .style_as(Style::flag));
-  add(arg("--val-split", MOCO_MEMBER(val_split), kClassifierCommands,
+  add(arg("--val-split", MOCO_MEMBER(val_split), {C::lincls, C::finetune, C::knn},
           "hold out this fraction of the labelled training images (stratified, "
           "seeded by --seed) as the test split, for data without one")
           .check({in_range(0, 1, true)}));
@@ -474,10 +486,17 @@ void apply_preset(const std::string& name, const std::set<std::string>& given,
   }
 }
 
-std::vector<std::string> restore_options(const nlohmann::json& saved,
-                                         const std::set<std::string>& given,
-                                         PretrainOptions& o) {
-  std::vector<std::string> changed;
+bool may_change_on_resume(const std::string& key) {
+  static const std::set<std::string> keys = {
+      "epochs",   "knn_k",    "knn_t",      "knn_freq",         "knn_bank",
+      "knn_test", "knn_init", "knn_pixels", "max_image_pixels", "strict_data"};
+  return keys.count(key) > 0;
+}
+
+std::vector<ResumeChange> restore_options(const nlohmann::json& saved,
+                                          const std::set<std::string>& given,
+                                          PretrainOptions& o) {
+  std::vector<ResumeChange> changed;
   for (const Arg& a : arg_table()) {
     const auto& f = a.field<PretrainOptions>();
     if (!f || a.persist != Persist::restore || !saved.contains(a.key())) continue;
@@ -488,8 +507,10 @@ std::vector<std::string> restore_options(const nlohmann::json& saved,
     if (!given.count(a.key())) {
       f->set(o, was);
     } else if (was != f->get(o)) {
-      changed.push_back(a.flag() + " (" + args::to_string(was, a.style) +
-                        " -> " + args::to_string(f->get(o), a.style) + ")");
+      changed.push_back({a.key(),
+                         a.flag() + " (" + args::to_string(was, a.style) +
+                             " -> " + args::to_string(f->get(o), a.style) + ")",
+                         may_change_on_resume(a.key())});
     }
   }
   return changed;

@@ -85,11 +85,16 @@ struct PretrainOptions {
   // off | bf16 | fp16 (CUDA) | auto (bf16 where the CPU computes it natively)
   TORCH_ARG(std::string, amp) = "off";
   TORCH_ARG(bool, channels_last) = false;  // NHWC activations and weights
+  TORCH_ARG(int64_t, save_freq) = 0;      // steps between mid-epoch checkpoints
+  TORCH_ARG(bool, override_flags) = false;  // --override: resume with other flags
+  // Not a flag: the flags --resume took with another value than the run's
+  // ("--epochs (6 -> 10)"), for the log and metrics.jsonl.
+  TORCH_ARG(std::vector<std::string>, resume_changes) = {};
 };
 
 struct LinclsOptions {
   // main_lincls.py's flags and defaults.
-  TORCH_ARG(std::string, data) = data::kDefaultDataset;
+  TORCH_ARG(std::string, data) = "";
   TORCH_ARG(std::string, arch) = "";  // "": as the checkpoint holds
   TORCH_ARG(int64_t, workers) = -1;
   TORCH_ARG(int64_t, epochs) = 100;
@@ -155,13 +160,15 @@ struct FinetuneOptions {
 };
 
 struct KnnCommandOptions {
-  TORCH_ARG(std::string, data) = data::kDefaultDataset;
+  TORCH_ARG(std::string, data) = "";
   TORCH_ARG(std::string, pretrained) = "";
   TORCH_ARG(int64_t, knn_k) = 200;
   TORCH_ARG(double, knn_t) = 0.1;
   TORCH_ARG(int64_t, batch_size) = 256;
   TORCH_ARG(int64_t, knn_bank) = 0;  // training images in the bank; 0: all
   TORCH_ARG(int64_t, knn_test) = 0;  // test images scored; 0: all
+  TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
+  TORCH_ARG(int64_t, seed) = 0;      // of --val-split
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
@@ -321,11 +328,20 @@ nlohmann::json options_to_json(const O& o) {
   }
   return j;
 }
+// A flag given again on --resume with another value than the run's.
+struct ResumeChange {
+  std::string key;   // "lr"
+  std::string text;  // "--lr (0.03 -> 0.1)"
+  bool allowed;      // may change on resume without --override
+};
 // --resume: each restorable flag not in `given` takes the saved value;
-// returns "flag (saved -> now)" for each given flag that differs.
-std::vector<std::string> restore_options(const nlohmann::json& saved,
-                                         const std::set<std::string>& given,
-                                         PretrainOptions& o);
+// returns the given flags whose value differs.
+std::vector<ResumeChange> restore_options(const nlohmann::json& saved,
+                                          const std::set<std::string>& given,
+                                          PretrainOptions& o);
+// The flags a resumed run may change without --override: how long it
+// trains and what it monitors.
+bool may_change_on_resume(const std::string& key);
 // The flags that must be equal on every rank of a distributed run.
 nlohmann::json options_shared_by_ranks(const PretrainOptions& o);
 

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/signals.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -71,7 +73,7 @@ void restore_resumed_options(PretrainOptions& o,
     TORCH_CHECK(false, "checkpoint ", o.resume(), ": its moco_options are not ",
                 "JSON (", e.what(), ")");
   }
-  std::vector<std::string> changed;
+  std::vector<ResumeChange> changed;
   try {
     changed = restore_options(saved, given, o);
   } catch (const c10::Error& e) {
@@ -82,11 +84,24 @@ void restore_resumed_options(PretrainOptions& o,
     o.output(fs::path(o.resume()).parent_path().string());
     if (o.output().empty()) o.output(".");
   }
-  if (!changed.empty()) {
-    std::string list;
-    for (const auto& c : changed) list += (list.empty() ? "" : ", ") + c;
+  std::string refused, all;
+  int n_refused = 0;
+  for (const auto& c : changed) {
+    if (!c.allowed) {
+      refused += (refused.empty() ? "" : ", ") + c.text;
+      ++n_refused;
+    }
+    all += (all.empty() ? "" : ", ") + c.text;
+    o.resume_changes().push_back(c.text);
+  }
+  TORCH_CHECK(refused.empty() || o.override_flags(), "--resume ", o.resume(),
+              ": ", refused, n_refused == 1 ? " differs" : " differ",
+              " from the run's flags. Drop them to continue the run as it was, "
+              "or add --override to change them (only --epochs and the kNN "
+              "monitor's flags may change without it)");
+  if (!all.empty()) {
     log_warn("resuming ", o.resume(), " with flags that differ from the run's: ",
-             list);
+             all);
   }
 }
 
@@ -122,9 +137,31 @@ PretrainPlan resolve_plan(const PretrainOptions& opts, const dist::DistEnv& env,
               "expected each process's batch (", p.local_batch,
               ") a multiple of its BN splits (", p.local_splits,
               ") with at least 2 images each");
-  const bool small = data::is_small(train);
-  o.stem(o.stem() == "auto" ? (small ? "small" : "imagenet") : o.stem());
-  o.crop_size(o.crop_size() > 0 ? o.crop_size() : (small ? train.height() : 224));
+  // Small images (<= 64 px: IDX, CIFAR, or files whose headers say so) are
+  // used at their own size with the small-image stem, as the CIFAR demo; a
+  // crop of <= 64 px given by hand implies that stem too.
+  const int64_t side = data::typical_image_side(train);
+  const bool small = side > 0 && side <= 64;
+  std::string why;
+  if (o.crop_size() <= 0) {
+    o.crop_size(small ? side : 224);
+    why = small ? fmt::format("crop {} (the images are {} px{})", side, side,
+                              train.on_disk() ? ", median of sampled headers" : "")
+                : fmt::format("crop 224 (the images are {} px)", side);
+  }
+  if (o.stem() == "auto") {
+    o.stem(o.crop_size() <= 64 ? "small" : "imagenet");
+    why += fmt::format("{}{} stem (crop {} px)", why.empty() ? "" : ", ",
+                       o.stem() == "small" ? "small-image" : "ImageNet", o.crop_size());
+  }
+  if (!why.empty() && env.rank == 0) log_info("chosen from the data: ", why);
+  if (o.moco_k() > train.size() && env.rank == 0) {
+    log_warn("--moco-k ", o.moco_k(), " is larger than the ", train.size(),
+             " training images: the queue holds each image's key about ",
+             o.moco_k() / std::max<int64_t>(train.size(), 1),
+             " times, among the negatives of its own query's view; a queue "
+             "smaller than the dataset is the paper's setting");
+  }
   p.in_channels = train.channels();
   p.eval = data::eval_transform(train, o.crop_size());
   return p;
@@ -135,7 +172,7 @@ std::string PretrainPlan::describe() const {
   const int64_t ranks = env.world_size;
   return fmt::format(
       "model: {}{}{}, crop {}, K {}, m {}, T {}{}{}{}{}{}{}; batch {}{}, {} "
-      "steps/epoch, {} threads, {} workers",
+      "step{}/epoch, {} thread{}, {} worker{}",
       o.arch(), o.stem() == "small" ? " (small-image stem)" : "",
       o.width() != 64 ? fmt::format(" width {}", o.width()) : "", o.crop_size(),
       o.moco_k(), o.moco_m(), o.moco_t(), o.mlp() ? ", MLP head" : "",
@@ -150,7 +187,8 @@ std::string PretrainPlan::describe() const {
                                 local_splits * ranks),
       o.batch_size(),
       ranks > 1 ? fmt::format(" ({} per process)", local_batch) : "",
-      steps_per_epoch, o.threads(), o.workers());
+      steps_per_epoch, steps_per_epoch == 1 ? "" : "s", o.threads(),
+      o.threads() == 1 ? "" : "s", o.workers(), o.workers() == 1 ? "" : "s");
 }
 
 models::Moco build_model(const PretrainPlan& plan) {
@@ -183,11 +221,15 @@ namespace {
 
 // ---- Checkpoints -----------------------------------------------------------------
 
+// `epoch` is the epoch to start from, as in the official layout; a
+// checkpoint written within an epoch (--save-freq, a signal, --max-steps)
+// holds that epoch and `epoch_step`, the batches of it already trained.
 void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
-                     Amp& amp, int64_t next_epoch, int64_t global_step,
-                     const PretrainOptions& o) {
+                     Amp& amp, int64_t epoch, int64_t epoch_step,
+                     int64_t global_step, const PretrainOptions& o) {
   auto ckpt = io::new_dict();
-  ckpt.insert("epoch", next_epoch);
+  ckpt.insert("epoch", epoch);
+  ckpt.insert("epoch_step", epoch_step);
   ckpt.insert("arch", o.arch());
   ckpt.insert("state_dict", prefixed_state_dict(*model, "module."));
   // encoder_q's parameters 0..n-1, encoder_k's n..2n-1 (never stepped), as
@@ -215,6 +257,7 @@ void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
 
 struct ResumeState {
   int64_t epoch = 0;
+  int64_t epoch_step = 0;
   int64_t global_step = 0;
 };
 
@@ -267,6 +310,10 @@ ResumeState load_checkpoint(const std::string& path, models::Moco& model,
                   path);
   sgd_load_state(sgd, io::dict_get(ckpt, "optimizer", path), path);
   const auto top = ckpt.toGenericDict();
+  if (top.contains(c10::IValue("epoch_step"))) {
+    rs.epoch_step = io::dict_int(ckpt, "epoch_step", path, 0,
+                                 std::numeric_limits<int64_t>::max());
+  }
   if (top.contains(c10::IValue("global_step"))) {
     rs.global_step = io::dict_int(ckpt, "global_step", path, 0,
                                   std::numeric_limits<int64_t>::max());
@@ -309,9 +356,10 @@ struct Session {
   std::unique_ptr<Amp> amp;
   std::unique_ptr<dist::GradientReducer> reducer;
   std::unique_ptr<data::TwoViewLoader> loader;
+  std::unique_ptr<OutputLock> lock;  // rank 0's hold on --output
   io::MetricsWriter metrics;
   std::string ckpt_path;
-  int64_t start_epoch = 0, global_step = 0;
+  int64_t start_epoch = 0, start_step = 0, global_step = 0;
 
   const PretrainOptions& o() const { return plan.options; }
   // The kNN bank needs labels: STL-10's labelled train split, else train.
@@ -390,7 +438,8 @@ Session start_session(const PretrainOptions& opts) {
   Session s;
   s.comm = connect(opts, env);
   // Never write over a run's results by accident (rank 0 creates the folder).
-  s.ckpt_path = guard_output(opts.output(), !opts.resume().empty(), env.rank == 0);
+  s.ckpt_path = guard_output(opts.output(), !opts.resume().empty(), false);
+  if (env.rank == 0) s.lock = std::make_unique<OutputLock>(opts.output());
   s.splits = data::open_dataset(opts.data(),
                                 data::OpenOptions()
                                     .channels(opts.channels())
@@ -408,20 +457,38 @@ Session start_session(const PretrainOptions& opts) {
     const auto rs = load_checkpoint(s.o().resume(), s.model, *s.sgd, *s.amp,
                                     s.o().epochs());
     s.start_epoch = rs.epoch;
+    s.start_step = rs.epoch_step;
     s.global_step = rs.global_step;
-    log_info("resumed from ", s.o().resume(), " at epoch ", s.start_epoch);
   }
   wire_ranks(s);
   // After the broadcast: collectives want dense (NCHW-contiguous) tensors.
   if (s.o().channels_last()) models::to_channels_last(*s.model);
   s.loader = make_loader(s);
   s.plan.steps_per_epoch = s.loader->batches_per_epoch();
+  if (s.plan.root() && s.plan.steps_per_epoch * s.o().epochs() < 100 &&
+      s.o().max_steps() == 0) {
+    log_warn(s.plan.steps_per_epoch * s.o().epochs(), " optimizer steps in all (",
+             s.o().epochs(), " epoch", s.o().epochs() == 1 ? "" : "s", " of ",
+             s.plan.steps_per_epoch, "): too few for the features to learn much; "
+             "raise --epochs or lower --batch-size");
+  }
+  if (!s.o().resume().empty()) {
+    TORCH_CHECK(s.start_step == 0 || (s.start_step < s.plan.steps_per_epoch &&
+                                      s.start_epoch < s.o().epochs()),
+                "checkpoint ", s.o().resume(), ": epoch_step ", s.start_step,
+                " is outside an epoch of ", s.plan.steps_per_epoch, " steps");
+    log_info("resumed from ", s.o().resume(), " at epoch ", s.start_epoch + 1,
+             s.start_step > 0 ? fmt::format(", step {} of {}", s.start_step + 1,
+                                            s.plan.steps_per_epoch)
+                              : std::string());
+  }
   // Rank 0 writes; the others' writer writes nothing.
   if (s.plan.root()) {
     s.metrics = io::MetricsWriter((fs::path(s.o().output()) / "metrics.jsonl").string());
   }
   s.metrics.write(io::ConfigRecord{options_to_json(s.o()), s.train_set->size(),
-                                   s.train_set->description});
+                                   s.train_set->description,
+                                   s.o().resume_changes()});
   log_info("data: ", s.train_set->description, ": ", s.train_set->summary,
            s.splits.test ? "; test split: " + s.splits.test->summary : "");
   log_info(s.plan.describe());
@@ -458,7 +525,10 @@ std::pair<double, double> monitor(Session& s, int64_t epoch) {
                      monitor_knn_options(s.o()), s.plan.device);
   r.seconds = seconds_since(t0);
   enc->train(was_training);
-  log_knn(s, "epoch " + std::to_string(epoch), epoch, r, "encoder");
+  // Logged as epochs are (1-based: the kNN after epoch 1 is "epoch 1");
+  // the record keeps the 0-based index of metrics.jsonl.
+  log_knn(s, epoch < 0 ? "before training" : "after epoch " + std::to_string(epoch + 1),
+          epoch, r, "encoder");
   return {r.top1, r.top5};
 }
 
@@ -476,10 +546,12 @@ double monitor_pixels(Session& s, int64_t epoch) {
 // ---- One epoch ----------------------------------------------------------------------
 
 struct EpochStats {
-  int64_t steps = 0;
+  int64_t first_step = 0;  // batches of the epoch trained before (a resume)
+  int64_t steps = 0;       // steps this process trained
   double loss = 0;  // mean over the epoch's steps
   double seconds = 0;
   bool complete = false;
+  int stop_signal = 0;     // SIGINT/SIGTERM stopped the epoch
 };
 
 // The print steps: a log line or the progress bar, and a train record. On
@@ -488,8 +560,8 @@ struct EpochStats {
 // the CPU reading is free, and a non-finite loss stops at once.
 class StepLog {
  public:
-  StepLog(Session& s, int64_t epoch, double lr)
-      : s_(s), epoch_(epoch), lr_(lr),
+  StepLog(Session& s, int64_t epoch, double lr, int64_t first_step)
+      : s_(s), epoch_(epoch), lr_(lr), first_step_(first_step), steps_(first_step),
         bar_on_(s.plan.root() && s.o().progress() && stderr_is_tty()),
         bar_(s.plan.steps_per_epoch,
              fmt::format("epoch {}/{}", epoch + 1, s.o().epochs()), bar_on_),
@@ -498,6 +570,7 @@ class StepLog {
   void after_step(const models::MocoOutput& out, int64_t images) {
     ++steps_;
     window_images_ += images;
+    epoch_images_ += images;
     pending_ = pending_.defined() ? pending_ + out.loss.detach() : out.loss.detach();
     ++n_pending_;
     const bool cuda = s_.plan.device.is_cuda();
@@ -507,7 +580,11 @@ class StepLog {
     if (print) {
       log_print_step(out);
     } else if (bar_on_) {
-      bar_.update(steps_, bar_text_);
+      // Throughput from the first step, before the first print step.
+      bar_.update(steps_, bar_text_.empty()
+                              ? fmt::format("{:.0f} img/s", epoch_images_ /
+                                                                std::max(seconds_since(t0_), 1e-9))
+                              : bar_text_);
     }
   }
 
@@ -531,8 +608,9 @@ class StepLog {
     read_pending();
     bar_.finish();
     EpochStats e;
-    e.steps = steps_;
-    e.loss = steps_ ? loss_sum_ / steps_ : 0;
+    e.first_step = first_step_;
+    e.steps = steps_ - first_step_;
+    e.loss = e.steps ? loss_sum_ / static_cast<double>(e.steps) : 0;
     e.seconds = seconds_since(t0_);
     e.complete = steps_ == s_.plan.steps_per_epoch;
     return e;
@@ -559,35 +637,54 @@ class StepLog {
       bar_.update(steps_, bar_text_);
       return;
     }
-    const double eta = ProgressBar::eta_seconds(seconds_since(t0_), steps_,
-                                                s_.plan.steps_per_epoch);
+    const int64_t spe = s_.plan.steps_per_epoch;
+    const double eta = ProgressBar::eta_seconds(seconds_since(t0_), steps_ - first_step_,
+                                                spe - first_step_);
+    // The whole run at this epoch's pace (kNN monitors not counted).
+    const double per_step = seconds_since(t0_) / std::max<int64_t>(steps_ - first_step_, 1);
+    const double run_eta =
+        per_step * static_cast<double>((spe - steps_) + (s_.o().epochs() - epoch_ - 1) * spe);
     log_info(fmt::format(
         "epoch {}/{} step {}/{} loss {:.4f} acc@1 {:.2f} acc@5 {:.2f} lr {:.4g} "
-        "{:.1f} img/s eta {}",
-        epoch_ + 1, s_.o().epochs(), steps_, s_.plan.steps_per_epoch, loss,
-        acc[0], acc[1], lr_, img_per_s, ProgressBar::format_duration(eta)));
+        "{:.1f} img/s eta {} (run {})",
+        epoch_ + 1, s_.o().epochs(), steps_, spe, loss, acc[0], acc[1], lr_,
+        img_per_s, ProgressBar::format_duration(eta),
+        ProgressBar::format_duration(run_eta)));
   }
 
   Session& s_;
   int64_t epoch_;
   double lr_;
+  int64_t first_step_, steps_;
   bool bar_on_;
   ProgressBar bar_;
   Clock::time_point t0_, window_t0_;
-  int64_t steps_ = 0, window_images_ = 0, n_pending_ = 0;
+  int64_t window_images_ = 0, epoch_images_ = 0, n_pending_ = 0;
   double loss_sum_ = 0;
   torch::Tensor pending_;
   std::string bar_text_;
 };
 
-EpochStats run_epoch(Session& s, int64_t epoch) {
+// The signal that stops the run at this step, agreed by every rank (a
+// signal reaches the ranks at different steps; all must stop at the same).
+int stop_signal(Session& s) {
+  int sig = GracefulStop::signal();
+  if (!s.comm) return sig;
+  const double any = s.comm->all_reduce_sum(torch::tensor({sig != 0 ? 1.0 : 0.0}))
+                         .item<double>();
+  return any > 0 ? (sig != 0 ? sig : SIGTERM) : 0;
+}
+
+EpochStats run_epoch(Session& s, int64_t epoch, int64_t first_step) {
   const auto& o = s.o();
   const double lr = learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
   s.sgd->set_lr(lr);
-  s.loader->start_epoch(epoch);
+  s.loader->start_epoch(epoch, first_step);
   const auto format = o.channels_last() ? torch::MemoryFormat::ChannelsLast
                                         : torch::MemoryFormat::Contiguous;
-  StepLog log(s, epoch, lr);
+  StepLog log(s, epoch, lr, first_step);
+  int64_t step = first_step;
+  int sig = 0;
   while (auto batch = s.loader->next()) {
     auto im_q = batch->view_q.to(s.plan.device, /*non_blocking=*/true).contiguous(format);
     auto im_k = batch->view_k.to(s.plan.device, /*non_blocking=*/true).contiguous(format);
@@ -595,10 +692,19 @@ EpochStats run_epoch(Session& s, int64_t epoch) {
       if (s.reducer) s.reducer->finish();
     });
     ++s.global_step;
+    ++step;
     log.after_step(out, im_q.size(0) * s.plan.env.world_size);
     if (o.max_steps() > 0 && s.global_step >= o.max_steps()) break;
+    if ((sig = stop_signal(s)) != 0) break;
+    if (o.save_freq() > 0 && s.global_step % o.save_freq() == 0 &&
+        step < s.plan.steps_per_epoch && s.plan.root()) {
+      save_checkpoint(s.ckpt_path, s.model, *s.sgd, *s.amp, epoch, step,
+                      s.global_step, o);
+    }
   }
-  return log.finish();
+  auto e = log.finish();
+  e.stop_signal = sig;
+  return e;
 }
 
 // The epoch's log line and record; the checkpoint (a stopped epoch is saved
@@ -619,7 +725,8 @@ void end_epoch(Session& s, int64_t epoch, const EpochStats& e) {
                                   wait_share, skipped, e.complete});
   if (s.plan.root()) {
     save_checkpoint(s.ckpt_path, s.model, *s.sgd, *s.amp,
-                    e.complete ? epoch + 1 : epoch, s.global_step, o);
+                    e.complete ? epoch + 1 : epoch,
+                    e.complete ? 0 : e.first_step + e.steps, s.global_step, o);
   }
 }
 
@@ -657,10 +764,20 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
     if (o.knn_pixels())
       result.knn_pixels_top1 = monitor_pixels(s, o.epochs() - 1);
   }
+  GracefulStop graceful;  // Ctrl-C: finish the step, save, then stop
   for (int64_t epoch = s.start_epoch; epoch < o.epochs() && !stopped; ++epoch) {
-    const EpochStats e = run_epoch(s, epoch);
+    const EpochStats e = run_epoch(s, epoch, epoch == s.start_epoch ? s.start_step : 0);
     stopped = o.max_steps() > 0 && s.global_step >= o.max_steps();
     end_epoch(s, epoch, e);
+    if (e.stop_signal != 0) {
+      throw StopRequested(
+          e.stop_signal,
+          fmt::format("stopped by {} at epoch {}, step {} of {}; the checkpoint "
+                      "{} holds it. Continue with: moco pretrain --resume {}",
+                      e.stop_signal == SIGINT ? "SIGINT" : "SIGTERM", epoch + 1,
+                      e.first_step + e.steps, s.plan.steps_per_epoch,
+                      s.ckpt_path, s.ckpt_path));
+    }
     images += static_cast<double>(e.steps * o.batch_size());
     step_seconds += e.seconds;
     wait += s.loader->wait_seconds();

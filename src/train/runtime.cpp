@@ -1,11 +1,20 @@
 #include "train/runtime.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "core/log.h"
 
 namespace moco::train {
 
@@ -79,6 +88,47 @@ std::string guard_output(const std::string& output, bool resuming,
               " to continue it, or choose another --output");
   if (create) fs::create_directories(dir);
   return ckpt;
+}
+
+OutputLock::OutputLock(const std::string& dir) : dir_(dir) {
+  const fs::path d(dir);
+  created_ = !fs::exists(d);
+  fs::create_directories(d);
+  path_ = (d / "moco.lock").string();
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  TORCH_CHECK(fd_ >= 0, "cannot create ", path_, ": ", std::strerror(errno));
+  std::string holder(256, '\0');
+  const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
+  holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) {
+    holder.pop_back();
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    TORCH_CHECK(false, "--output ", dir, " is in use by another moco run (",
+                holder.empty() ? "see " + path_ : holder,
+                "); wait for it, stop it, or choose another --output");
+  }
+  if (!holder.empty()) {
+    log_warn("--output ", dir, ": taking over the lock of a run that is gone (",
+             holder, ")");
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string me = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
+  if (::ftruncate(fd_, 0) != 0 ||
+      ::pwrite(fd_, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+    log_warn("cannot write ", path_, ": ", std::strerror(errno));
+  }
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());
+  ::close(fd_);
+  std::error_code ec;
+  if (created_ && fs::is_empty(dir_, ec) && !ec) fs::remove(dir_, ec);
 }
 
 }  // namespace moco::train

@@ -43,4 +43,23 @@ bool cpu_has_native_bf16();
 std::string guard_output(const std::string& output, bool resuming,
                          bool create = true);
 
+// A run's folder held by this process for the run: OUTPUT/moco.lock, locked
+// with flock() and naming the pid and host. A second run on the folder is
+// refused naming the first; a lock file left by a process that died (its
+// flock went with it) is taken over with a warning. The folder is created
+// when missing, and removed again if the run leaves it empty (a failed
+// start leaves nothing behind).
+class OutputLock {
+ public:
+  explicit OutputLock(const std::string& dir);
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+
+ private:
+  std::string dir_, path_;
+  int fd_ = -1;
+  bool created_ = false;
+};
+
 }  // namespace moco::train

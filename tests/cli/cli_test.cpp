@@ -364,3 +364,228 @@ TEST(Cli, SignalsAreLoggedAndLeaveNoPartialFile) {
 }
 
 }  // namespace moco::cli
+namespace moco::cli {
+namespace {
+
+// A tiny Fashion-MNIST-like run: 64 images of 12 px, 8 steps an epoch.
+const char* kResumable =
+    " --preset none -a resnet18 --width 8 -b 8 --bn-splits 2 --moco-k 16 "
+    "--moco-dim 16 --lr 0.05 --cos --threads 1 -j 1 "
+    "--knn-freq 0 --knn-k 5 --no-progress --seed 5 ";
+
+std::map<std::string, torch::Tensor> weights_of(const std::string& ckpt) {
+  std::map<std::string, torch::Tensor> out;
+  auto sd = io::dict_get(io::load_pickle(ckpt), "state_dict", ckpt);
+  for (const auto& e : sd.toGenericDict()) out[e.key().toStringRef()] = e.value().toTensor();
+  return out;
+}
+
+}  // namespace
+
+TEST(Cli, SmallImageFilesGetTheirOwnCropAndTheSmallStem) {
+  auto dir = test::scratch_dir("small_files");
+  fs::create_directories(dir / "data");
+  for (int i = 0; i < 12; ++i) {
+    test::small_png(dir / "data" / ("p" + std::to_string(i) + ".png"), 32, 32, i);
+  }
+  auto r = moco("pretrain '" + (dir / "data").string() +
+                    "' -a resnet18 --width 8 -b 4 --bn-splits 2 --moco-k 8 "
+                    "--epochs 1 --threads 1 -j 1 --no-progress -o '" +
+                    (dir / "run").string() + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("chosen from the data: crop 32 (the images are 32 px, "
+                       "median of sampled headers), small-image stem (crop 32 px)"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resnet18 (small-image stem) width 8, crop 32"),
+            std::string::npos) << r.out;
+  // A run of a few steps is said, and below a queue larger than the data.
+  EXPECT_NE(r.out.find("3 optimizer steps in all"), std::string::npos) << r.out;
+  r = moco("pretrain '" + (dir / "data").string() +
+               "' -a resnet18 --width 8 -b 4 --bn-splits 2 --moco-k 64 --crop-size 48 "
+               "--epochs 1 --threads 1 -j 1 --no-progress -o '" +
+               (dir / "run2").string() + "'",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("small-image stem (crop 48 px)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--moco-k 64 is larger than the 12 training images"),
+            std::string::npos) << r.out;
+}
+
+TEST(Cli, ResumeTakesTheRunsFlagsAndRefusesChangedOnes) {
+  auto dir = test::scratch_dir("resume_flags");
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 64, 12, 4);
+  const auto data = (dir / "data").string();
+  const auto run = (dir / "run").string();
+  auto r = moco("pretrain '" + data + "'" + kResumable +
+                    "--epochs 50 --max-steps 3 -o '" + run + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto ckpt = run + "/checkpoint.pth.tar";
+  // Nothing but --resume: the run's flags and folder.
+  r = moco("pretrain --resume '" + ckpt + "' --max-steps 5", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from " + ckpt + " at epoch 1, step 4 of 8"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("width 8"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "runs"));
+  // Another --lr is refused naming it; --epochs may change.
+  r = moco("pretrain --resume '" + ckpt + "' --lr 0.5 --epochs 60 --max-steps 6", dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("--lr (0.05 -> 0.5) differs from the run's flags"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--override"), std::string::npos) << r.out;
+  r = moco("pretrain --resume '" + ckpt + "' --lr 0.5 --epochs 60 --max-steps 6 --override",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("--epochs (50 -> 60), --lr (0.05 -> 0.5)"), std::string::npos)
+      << r.out;
+  const auto metrics = test::read_text(run + "/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"resume_changes\":[\"--epochs (50 -> 60)\",\"--lr (0.05 -> 0.5)\"]"),
+            std::string::npos) << metrics;
+  // A start that fails leaves no folder behind.
+  r = moco("pretrain '" + (dir / "missing").string() + "'" + kResumable + "--epochs 2 -o '" +
+               (dir / "failed").string() + "'",
+           dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_FALSE(fs::exists(dir / "failed"));
+}
+
+TEST(Cli, InterruptedMidEpochThenResumedEqualsAnUninterruptedRun) {
+  auto dir = test::scratch_dir("interrupt");
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 64, 12, 4);
+  const auto data = (dir / "data").string();
+  auto r = moco("pretrain '" + data + "'" + kResumable + "--epochs 50 --max-steps 40 -o '" +
+                    (dir / "whole").string() + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  // SIGINT once the first mid-epoch checkpoint (step 3) is written: the step
+  // in flight finishes, a checkpoint is saved, the exit says how to resume.
+  const std::string script = R"(
+    set -m
+    moco=$1 data=$2 out=$3
+    shift 3
+    "$moco" pretrain "$data" "$@" --save-freq 3 -o "$out" > "$out.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.01; done
+    kill -s INT $pid
+    wait $pid
+    echo "rc=$?"
+  )";
+  test::write_file(dir / "int.sh", script);
+  const auto part = (dir / "part").string();
+  r = test::run_capture("bash '" + (dir / "int.sh").string() + "' '" +
+                            test::moco_binary() + "' '" + data + "' '" + part + "'" +
+                            kResumable + "--epochs 50 --max-steps 40",
+                        dir);
+  const auto log = test::read_text(part + ".log");
+  ASSERT_NE(r.out.find("rc=130"), std::string::npos) << r.out << log;
+  EXPECT_NE(log.find("finishing this step and saving a checkpoint"), std::string::npos)
+      << log;
+  EXPECT_NE(log.find("Continue with: moco pretrain --resume " + part +
+                     "/checkpoint.pth.tar"),
+            std::string::npos) << log;
+  // The same threads: another count sums in another order (the flag is the
+  // machine's, not the run's, and is not restored).
+  r = moco("pretrain --resume '" + part + "/checkpoint.pth.tar' --max-steps 40 "
+           "--threads 1 -j 1",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto a = weights_of((dir / "whole" / "checkpoint.pth.tar").string());
+  const auto b = weights_of(part + "/checkpoint.pth.tar");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_TRUE(v.equal(b.at(k))) << k;
+}
+
+TEST(Cli, ALiveRunLocksItsFolderAndAStaleLockIsTakenOver) {
+  auto dir = test::scratch_dir("lock");
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 64, 12, 4);
+  const auto out = (dir / "run").string();
+  const std::string script = R"(
+    moco=$1 data=$2 out=$3
+    shift 3
+    "$moco" pretrain "$data" "$@" --epochs 100000 -o "$out" > "$out.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.05; done
+    "$moco" pretrain --resume "$out/checkpoint.pth.tar" --epochs 100000 > "$out.second.log" 2>&1
+    echo "second rc=$?"
+    kill -9 $pid
+    wait $pid
+    cat "$out/moco.lock"
+  )";
+  test::write_file(dir / "lock.sh", script);
+  auto r = test::run_capture("bash '" + (dir / "lock.sh").string() + "' '" +
+                                 test::moco_binary() + "' '" + (dir / "data").string() +
+                                 "' '" + out + "'" + kResumable,
+                             dir);
+  const auto second = test::read_text(out + ".second.log");
+  EXPECT_NE(r.out.find("second rc=1"), std::string::npos) << r.out << second;
+  EXPECT_NE(second.find("is in use by another moco run (pid "), std::string::npos)
+      << second;
+  EXPECT_NE(r.out.find("pid "), std::string::npos) << r.out;  // left by kill -9
+  auto r2 = moco("pretrain --resume '" + out + "/checkpoint.pth.tar' --epochs 100000 "
+                 "--max-steps 1",
+                 dir);
+  EXPECT_EQ(r2.rc, 0) << r2.out;
+  EXPECT_NE(r2.out.find("taking over the lock of a run that is gone"), std::string::npos)
+      << r2.out;
+  EXPECT_FALSE(fs::exists(out + "/moco.lock"));
+}
+
+TEST(Cli, EvaluationNeedsDataAndMistypedCommandsGetASuggestion) {
+  auto dir = test::scratch_dir("suggest");
+  for (const char* cmd : {"knn --pretrained x.pth", "lincls --pretrained x.pth",
+                          "embed --pretrained x.pth"}) {
+    const auto r = moco(cmd, dir);
+    EXPECT_NE(r.rc, 0) << cmd;
+    EXPECT_NE(r.out.find("--data is required"), std::string::npos) << cmd << r.out;
+  }
+  const auto r = moco("pretrian --epochs 1", dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("unknown command 'pretrian' (did you mean pretrain?)"),
+            std::string::npos) << r.out;
+}
+
+TEST(Cli, LinclsWarnsWhenTheLossExplodesAndValSplitHoldsOutImages) {
+  auto dir = test::scratch_dir("lincls_warn");
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 64, 12, 4);
+  const auto data = (dir / "data").string();
+  auto r = moco("pretrain '" + data + "'" + kResumable + "--epochs 50 --max-steps 2 -o '" +
+                    (dir / "run").string() + "'",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto ckpt = (dir / "run" / "checkpoint.pth.tar").string();
+  r = moco("lincls '" + data + "' --pretrained '" + ckpt +
+               "' --lr 30000 --epochs 2 -b 16 --threads 1 -j 1 --no-progress -o '" +
+               (dir / "lin").string() + "'",
+           dir);
+  EXPECT_NE(r.out.find("lincls: the loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("try a lower --lr"), std::string::npos) << r.out;
+  // The list of image files with labels, without a test split: --val-split.
+  std::string list;
+  fs::create_directories(dir / "imgs");
+  for (int i = 0; i < 16; ++i) {
+    const auto p = dir / "imgs" / ("i" + std::to_string(i) + ".png");
+    test::small_png(p, 12, 12, i);
+    list += p.string() + " " + std::to_string(i % 2) + "\n";
+  }
+  test::write_file(dir / "list.txt", list);
+  r = moco("lincls '" + (dir / "list.txt").string() + "' --pretrained '" + ckpt +
+               "' --channels 1 --val-split 0.25 --lr 1 --epochs 1 -b 4 --threads 1 -j 1 "
+               "--no-progress -o '" + (dir / "lin2").string() + "'",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("(12) / "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 held out) (4)"), std::string::npos) << r.out;
+  r = moco("knn '" + (dir / "list.txt").string() + "' --pretrained '" + ckpt +
+               "' --channels 1 --val-split 0.25 --knn-k 3 --threads 1",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("(bank 12, test 4)"), std::string::npos) << r.out;
+}
+
+}  // namespace moco::cli

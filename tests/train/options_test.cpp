@@ -65,16 +65,19 @@ TEST(Options, CheckpointSavesEveryFlagAndResumeRestoresTheRecipe) {
     EXPECT_TRUE(saved.contains(key)) << key;
   }
   PretrainOptions resumed;
-  resumed.lr(0.1).threads(1);
-  const auto changed = restore_options(saved, {"lr", "threads"}, resumed);
+  resumed.lr(0.1).threads(1).epochs(400);
+  const auto changed = restore_options(saved, {"lr", "threads", "epochs"}, resumed);
   EXPECT_EQ(resumed.arch(), "resnet18");  // restored
   EXPECT_TRUE(resumed.knn_init());
   EXPECT_EQ(resumed.lr(), 0.1);           // given: kept, and reported
   EXPECT_EQ(resumed.threads(), 1);
   EXPECT_TRUE(resumed.progress());        // machine/invocation: not restored
   EXPECT_EQ(resumed.dist_url(), "");
-  ASSERT_EQ(changed.size(), 1u);
-  EXPECT_EQ(changed[0], "--lr (0.5 -> 0.1)");
+  ASSERT_EQ(changed.size(), 2u);
+  EXPECT_EQ(changed[0].text, "--epochs (200 -> 400)");  // table order
+  EXPECT_TRUE(changed[0].allowed);
+  EXPECT_EQ(changed[1].text, "--lr (0.5 -> 0.1)");
+  EXPECT_FALSE(changed[1].allowed);                   // needs --override
 }
 
 }  // namespace
