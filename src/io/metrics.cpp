@@ -1,5 +1,6 @@
 #include "io/metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -65,6 +66,11 @@ Metrics read_metrics(const std::string& path) {
     try {
       j = nlohmann::json::parse(line);
       const std::string kind = j.value("kind", "");
+      if (j.contains("time") && j["time"].is_number()) {
+        const double t = j["time"].get<double>();
+        if (m.first_time == 0 || t < m.first_time) m.first_time = t;
+        m.last_time = std::max(m.last_time, t);
+      }
       if (kind == "config") m.config.push_back(j.get<ConfigRecord>());
       if (kind == "train") m.train.push_back(j.get<TrainRecord>());
       if (kind == "epoch") m.epochs.push_back(j.get<EpochRecord>());

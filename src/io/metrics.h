@@ -73,6 +73,7 @@ struct Metrics {
   std::vector<KnnRecord> knn;
   std::vector<LinclsRecord> lincls;
   std::vector<FinetuneRecord> finetune;
+  double first_time = 0, last_time = 0;  // Unix seconds; 0: not recorded
   bool empty() const {
     return train.empty() && epochs.empty() && knn.empty() && lincls.empty() &&
            finetune.empty();

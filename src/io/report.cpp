@@ -3,6 +3,8 @@
 #include <c10/util/Exception.h>
 
 #include <filesystem>
+
+#include <fmt/format.h>
 #include <map>
 
 #include "io/charts.h"
@@ -66,6 +68,76 @@ std::vector<Chart> run_charts(const Metrics& m) {
   return out;
 }
 
+std::string duration(double seconds) {
+  if (seconds < 120) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 7200) return fmt::format("{:.1f} min", seconds / 60);
+  return fmt::format("{:.1f} h", seconds / 3600);
+}
+
+// One line a reader wants first: what was trained on what, for how long,
+// and the numbers it ended with.
+std::string headline(const Metrics& m) {
+  std::vector<std::string> parts;
+  if (!m.config.empty()) {
+    const auto& c = m.config.front();
+    const auto& o = c.options;
+    std::string what = c.dataset.empty() ? "" : c.dataset;
+    if (c.train_images > 0) {
+      what += fmt::format("{}{} training images", what.empty() ? "" : ", ",
+                          c.train_images);
+    }
+    if (!what.empty()) parts.push_back(what);
+    if (o.contains("arch") && o["arch"].is_string() && !o["arch"].get<std::string>().empty()) {
+      std::string model = o["arch"].get<std::string>();
+      if (o.contains("width") && o["width"].is_number() && o["width"].get<int64_t>() != 64) {
+        model += fmt::format(" width {}", o["width"].get<int64_t>());
+      }
+      parts.push_back(model);
+    }
+    if (o.contains("pretrained") && o["pretrained"].is_string() &&
+        !o["pretrained"].get<std::string>().empty()) {
+      parts.push_back("from " + o["pretrained"].get<std::string>());
+    }
+    if (o.contains("epochs") && o["epochs"].is_number()) {
+      int64_t done = 0;
+      for (const auto& e : m.epochs) done += e.complete ? 1 : 0;
+      done = std::max<int64_t>({done, static_cast<int64_t>(m.lincls.size()),
+                                static_cast<int64_t>(m.finetune.size())});
+      parts.push_back(fmt::format("{} of {} epochs", done, o["epochs"].get<int64_t>()));
+    }
+  }
+  if (m.last_time > m.first_time && m.first_time > 0) {
+    parts.push_back(duration(m.last_time - m.first_time) + " wall time");
+  }
+  std::string result;
+  for (auto it = m.knn.rbegin(); it != m.knn.rend(); ++it) {
+    if (it->features != "encoder") continue;
+    result = fmt::format("final kNN top-1 {:.2f}%", it->top1);
+    for (const auto& p : m.knn) {
+      if (p.features == "pixels") result += fmt::format(" (raw pixels {:.2f}%)", p.top1);
+    }
+    break;
+  }
+  auto best = [](const auto& records) {
+    double b = 0;
+    for (const auto& r : records) b = std::max(b, r.acc1);
+    return b;
+  };
+  if (!m.lincls.empty()) {
+    result += fmt::format("{}linear top-1 {:.2f}% (best), {:.2f}% (last)",
+                          result.empty() ? "" : "; ", best(m.lincls), m.lincls.back().acc1);
+  }
+  if (!m.finetune.empty()) {
+    result += fmt::format("{}fine-tuned top-1 {:.2f}% (best), {:.2f}% (last), on {} "
+                          "labelled images",
+                          result.empty() ? "" : "; ", best(m.finetune),
+                          m.finetune.back().acc1, m.finetune.back().train_images);
+  }
+  std::string line;
+  for (const auto& p : parts) line += (line.empty() ? "" : " · ") + p;
+  return escape_xml(line) + (result.empty() ? "" : "<br><b>" + escape_xml(result) + "</b>");
+}
+
 }  // namespace
 
 ReportResult write_report(const std::string& run_dir) {
@@ -86,8 +158,10 @@ ReportResult write_report(const std::string& run_dir) {
       escape_xml(dir.filename().string()) +
       "</title><style>body{font-family:sans-serif;margin:20px;background:#fafafa}"
       "pre{background:#fff;border:1px solid #ccc;padding:8px;font-size:12px;"
-      "max-height:300px;overflow:auto}</style></head><body><h1>moco run: " +
-      escape_xml(run_dir) + "</h1>\n<div id=\"charts\">" + svg +
+      "max-height:300px;overflow:auto}#charts svg{width:100%;height:auto}"
+      "#headline{font-size:18px;margin:8px 0 16px}</style></head><body><h1>moco "
+      "run: " + escape_xml(run_dir) + "</h1>\n<p id=\"headline\">" + headline(m) +
+      "</p>\n<div id=\"charts\">" + svg +
       "</div>\n<h2>Configuration</h2><pre>" + escape_xml(config) +
       "</pre></body></html>\n";
   result.html = (dir / "report.html").string();

@@ -40,11 +40,11 @@ struct Model {
 };
 
 models::ResNet from_scratch(const FinetuneOptions& o, const data::ImageSet& train,
-                            int64_t classes) {
+                            int64_t classes, int64_t crop) {
   TORCH_CHECK(!o.arch().empty(), "--pretrained none needs -a/--arch (resnet18 | ",
               "resnet34 | resnet50 | resnet101)");
-  const bool small =
-      o.stem() == "small" || (o.stem() == "auto" && data::is_small(train));
+  // As pretraining chooses: the small-image stem for crops of <= 64 px.
+  const bool small = o.stem() == "small" || (o.stem() == "auto" && crop <= 64);
   models::ResNet net(models::ResNetOptions(o.arch())
                          .in_channels(train.channels())
                          .small_stem(small)
@@ -60,7 +60,7 @@ models::ResNet from_scratch(const FinetuneOptions& o, const data::ImageSet& trai
 }
 
 Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
-                  int64_t classes) {
+                  int64_t classes, int64_t crop) {
   Model m;
   if (!o.resume().empty()) {
     const Backbone b = load_backbone(o.resume());
@@ -72,7 +72,7 @@ Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
     m.net = make_encoder(b);  // backbone and fc as saved
     m.source = "resumed " + o.resume();
   } else if (o.pretrained() == "none") {
-    m.net = from_scratch(o, train, classes);
+    m.net = from_scratch(o, train, classes, crop);
     m.source = "random initialisation";
   } else {
     const Backbone b = load_backbone(o.pretrained());
@@ -246,7 +246,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
                            : data::eval_crop(labelled);
   const auto transform = data::eval_transform(labelled, crop);
 
-  Model m = build_model(o, labelled, classes);
+  Model m = build_model(o, labelled, classes, crop);
   if (!o.resume().empty()) resume_state(m, o);
   m.net->to(device);
   for (Sgd* sgd : {m.backbone.get(), m.head.get()}) {

@@ -215,8 +215,8 @@ std::vector<Arg> make_table() {
           "symmetric loss (both views as query), as the CIFAR demo")
           .style_as(Style::flag));
   add(arg("--stem", MOCO_MEMBER(stem), {C::pretrain, C::finetune},
-          "auto (small for in-memory images <= 64 px) | small (3x3 conv1, no "
-          "max-pool) | imagenet")
+          "auto (small when the crop is <= 64 px: images that small, or a "
+          "--crop-size that small) | small (3x3 conv1, no max-pool) | imagenet")
           .check({one_of({"auto", "small", "imagenet"})}));
   add(arg("--width", MOCO_MEMBER(width), {C::pretrain, C::finetune},
           "ResNet base width (64 = torchvision's shapes; finetune: with "

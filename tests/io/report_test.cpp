@@ -12,7 +12,9 @@ namespace moco::io {
 namespace {
 
 void write_metrics(const test::fs::path& dir) {
-  std::string m = "{\"kind\":\"config\",\"options\":{\"arch\":\"resnet18\"}}\n";
+  std::string m =
+      "{\"kind\":\"config\",\"options\":{\"arch\":\"resnet18\",\"epochs\":6},"
+      "\"time\":1000}\n";
   for (int step = 10; step <= 200; step += 10) {
     m += fmt::format(
         "{{\"kind\":\"train\",\"epoch\":{},\"step\":{},\"loss\":{},\"acc1\":{},"
@@ -25,7 +27,9 @@ void write_metrics(const test::fs::path& dir) {
                      e, 68 + 4 * (e + 1));
     if (e >= 0) {
       m += fmt::format(
-          "{{\"kind\":\"epoch\",\"epoch\":{},\"loss\":5,\"data_wait_share\":0.01}}\n", e);
+          "{{\"kind\":\"epoch\",\"epoch\":{},\"loss\":5,\"data_wait_share\":0.01,"
+          "\"time\":{}}}\n",
+          e, 1075 + 75 * e);
     }
   }
   m += "{\"kind\":\"train\",\"step\":";  // a torn last line, as after a kill
@@ -43,6 +47,11 @@ TEST(Report, HtmlAndSvgHoldEveryChart) {
     EXPECT_NE(html.find(title), std::string::npos) << title;
   }
   EXPECT_EQ(html.find("<script"), std::string::npos);  // self-contained
+  // The headline: what, how long, and the final number.
+  EXPECT_NE(html.find("<p id=\"headline\">"), std::string::npos) << html;
+  EXPECT_NE(html.find("resnet18 · 2 of 6 epochs · 2.5 min wall time"), std::string::npos)
+      << html;
+  EXPECT_NE(html.find("<b>final kNN top-1 76.00%</b>"), std::string::npos) << html;
   size_t lines = 0;
   for (size_t p = 0; (p = html.find("<polyline", p)) != std::string::npos; ++p) ++lines;
   EXPECT_EQ(lines, 6u);
