@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <type_traits>
+
+#include "io/tensorboard.h"
 
 #include <c10/util/Exception.h>
 
@@ -35,6 +38,11 @@ const char* kind_of(const Record& r) {
 
 }  // namespace
 
+MetricsWriter::MetricsWriter() = default;
+MetricsWriter::~MetricsWriter() = default;
+MetricsWriter::MetricsWriter(MetricsWriter&&) noexcept = default;
+MetricsWriter& MetricsWriter::operator=(MetricsWriter&&) noexcept = default;
+
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
   const std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
@@ -47,12 +55,56 @@ void MetricsWriter::write(const Record& record) {
   nlohmann::json j = std::visit([](const auto& r) { return nlohmann::json(r); },
                                 record);
   j["kind"] = kind_of(record);
-  j["time"] = std::chrono::duration<double>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+  const double time = std::chrono::duration<double>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  j["time"] = time;
+  if (tensorboard_) write_scalars(record, time);
   out_ << j.dump() << '\n';
   out_.flush();
   TORCH_CHECK(out_.good(), "cannot write ", path_, " (disk full?)");
+}
+
+void MetricsWriter::enable_tensorboard(const std::string& dir) {
+  if (path_.empty()) return;  // ranks other than 0
+  tensorboard_ = std::make_unique<EventWriter>(dir);
+}
+
+void MetricsWriter::write_scalars(const Record& record, double time) {
+  auto& tb = *tensorboard_;
+  std::visit(
+      [&](const auto& r) {
+        using R = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<R, TrainRecord>) {
+          for (const auto& [tag, v] : {std::pair<const char*, double>{"train/loss", r.loss},
+                                       {"train/acc1", r.acc1},
+                                       {"train/acc5", r.acc5},
+                                       {"train/lr", r.lr},
+                                       {"train/images_per_s", r.images_per_s}}) {
+            tb.scalar(tag, v, r.step, time);
+          }
+        } else if constexpr (std::is_same_v<R, EpochRecord>) {
+          tb.scalar("epoch/loss", r.loss, r.epoch + 1, time);
+          tb.scalar("epoch/images_per_s", r.images_per_s, r.epoch + 1, time);
+          tb.scalar("epoch/data_wait_share", r.data_wait_share, r.epoch + 1, time);
+        } else if constexpr (std::is_same_v<R, KnnRecord>) {
+          const std::string prefix = r.features == "encoder" ? "knn/" : "knn_pixels/";
+          tb.scalar(prefix + "top1", r.top1, r.epoch + 1, time);
+          tb.scalar(prefix + "top5", r.top5, r.epoch + 1, time);
+        } else if constexpr (std::is_same_v<R, LinclsRecord>) {
+          tb.scalar("lincls/loss", r.loss, r.epoch + 1, time);
+          tb.scalar("lincls/acc1", r.acc1, r.epoch + 1, time);
+          tb.scalar("lincls/acc5", r.acc5, r.epoch + 1, time);
+          tb.scalar("lincls/lr", r.lr, r.epoch + 1, time);
+        } else if constexpr (std::is_same_v<R, FinetuneRecord>) {
+          tb.scalar("finetune/loss", r.loss, r.epoch + 1, time);
+          tb.scalar("finetune/acc1", r.acc1, r.epoch + 1, time);
+          tb.scalar("finetune/acc5", r.acc5, r.epoch + 1, time);
+          tb.scalar("finetune/train_acc1", r.train_acc1, r.epoch + 1, time);
+          tb.scalar("finetune/lr", r.lr, r.epoch + 1, time);
+        }
+      },
+      record);
 }
 
 Metrics read_metrics(const std::string& path) {

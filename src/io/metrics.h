@@ -14,11 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
 namespace moco::io {
+
+class EventWriter;
 
 struct ConfigRecord {  // kind "config": once per start (and resume)
   nlohmann::json options;
@@ -82,15 +85,24 @@ struct Metrics {
 
 class MetricsWriter {
  public:
-  MetricsWriter() = default;  // writes nothing (ranks other than 0)
+  MetricsWriter();  // writes nothing (ranks other than 0)
   explicit MetricsWriter(const std::string& path);
+  ~MetricsWriter();
+  MetricsWriter(MetricsWriter&&) noexcept;
+  MetricsWriter& operator=(MetricsWriter&&) noexcept;
   // One line: the record's fields, its "kind" and "time" (Unix seconds).
   void write(const Record& record);
   bool is_open() const { return out_.is_open(); }
+  // Also writes each record's numbers as TensorBoard scalars ("train/loss",
+  // "knn/top1", "finetune/acc1", ...) to an event file in `dir`; steps are
+  // global steps for train records, 1-based epochs for the others.
+  void enable_tensorboard(const std::string& dir);
 
  private:
+  void write_scalars(const Record& record, double time);
   std::string path_;
   std::ofstream out_;
+  std::unique_ptr<EventWriter> tensorboard_;
 };
 
 // Reads a metrics.jsonl; lines that do not parse (a run killed mid-write

@@ -2,12 +2,29 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
+#include "core/log.h"
+
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/subsets.h"
 #include "models/moco.h"
 #include "train/amp.h"
 
 namespace moco::train {
+
+data::Splits open_labelled(const std::string& path, int64_t channels,
+                           int64_t max_image_pixels, double val_split,
+                           int64_t seed, const std::string& command) {
+  auto splits = data::open_dataset(
+      path, data::OpenOptions().channels(channels).max_image_pixels(max_image_pixels));
+  if (val_split > 0) {
+    data::hold_out_validation(splits, val_split, static_cast<uint64_t>(seed));
+  }
+  data::require_labels(splits, path, command);
+  return splits;
+}
 
 Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
                              const data::EvalTransform& transform,
@@ -31,6 +48,24 @@ Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
     c5 += acc[1] * static_cast<double>(idx.size(0)) / 100.0;
   }
   return {100.0 * c1 / static_cast<double>(n), 100.0 * c5 / static_cast<double>(n)};
+}
+
+ClassifierSteps::ClassifierSteps(std::string name, int64_t epoch, int64_t epochs,
+                                 int64_t steps, int64_t print_freq, bool progress)
+    : name_(std::move(name)), epoch_(epoch), epochs_(epochs), steps_(steps),
+      print_freq_(print_freq), bar_on_(progress && stderr_is_tty()),
+      bar_(steps, fmt::format("{} {}/{}", name_, epoch + 1, epochs), bar_on_) {}
+
+void ClassifierSteps::after_step(int64_t n, double loss, double lr,
+                                 const std::string& lr_flags) {
+  TORCH_CHECK(std::isfinite(loss), "non-finite loss (", loss, ") at epoch ",
+              epoch_ + 1, "; try a lower ", lr_flags);
+  if (n % print_freq_ != 0 && n != steps_) return;
+  bar_.update(n, fmt::format("loss {:.4f} lr {:.4g}", loss, lr));
+  if (!bar_on_) {
+    log_info(fmt::format("{} epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}", name_,
+                         epoch_ + 1, epochs_, n, steps_, loss, lr));
+  }
 }
 
 std::unique_ptr<data::TwoViewLoader> classification_loader(

@@ -167,8 +167,7 @@ EpochStats train_epoch(Model& m, data::TwoViewLoader& loader, Amp& amp,
   std::vector<torch::Tensor> params = m.backbone->params();
   params.insert(params.end(), m.head->params().begin(), m.head->params().end());
   loader.start_epoch(epoch);
-  const bool bar_on = o.progress() && stderr_is_tty();
-  ProgressBar bar(steps, fmt::format("finetune {}/{}", epoch + 1, o.epochs()), bar_on);
+  ClassifierSteps progress("finetune", epoch, o.epochs(), steps, o.print_freq(), o.progress());
   EpochStats s;
   int64_t n = 0, seen = 0;
   double correct = 0;
@@ -190,22 +189,13 @@ EpochStats train_epoch(Model& m, data::TwoViewLoader& loader, Amp& amp,
       m.head->step();
     }
     const double l = loss.item<double>();
-    TORCH_CHECK(std::isfinite(l), "non-finite loss (", l, ") at epoch ", epoch + 1,
-                "; try a lower --lr or --lr-head");
     s.loss += l;
     correct += logits.argmax(1).eq(y).sum().item<double>();
     seen += y.size(0);
-    ++n;
-    if (n % o.print_freq() == 0 || n == steps) {
-      bar.update(n, fmt::format("loss {:.4f} lr {:.4g}", l, lr));
-      if (!bar_on) {
-        log_info(fmt::format("finetune epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}",
-                             epoch + 1, o.epochs(), n, steps, l, lr));
-      }
-    }
+    progress.after_step(++n, l, lr, "--lr or --lr-head");
     if (o.max_steps() > 0 && n >= o.max_steps()) break;
   }
-  bar.finish();
+  progress.finish();
   if (n) s.loss /= static_cast<double>(n);
   if (seen) s.acc1 = 100.0 * correct / static_cast<double>(seen);
   return s;
@@ -230,14 +220,8 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   Amp amp(resolve_amp(o.amp(), device), device);
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  auto splits =
-      data::open_dataset(o.data(), data::OpenOptions()
-                                       .channels(o.channels())
-                                       .max_image_pixels(o.max_image_pixels()));
-  if (o.val_split() > 0) {
-    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
-  }
-  data::require_labels(splits, o.data(), "finetune");
+  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
+                                    o.val_split(), o.seed(), "finetune");
   const data::ImageSet& labelled = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(labelled.num_classes, val_set.num_classes);
@@ -290,6 +274,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
       amp.mode() != "off" ? ", " + amp.mode() + " autocast" : ""));
 
   io::MetricsWriter metrics((dir / "metrics.jsonl").string());
+  if (o.tensorboard()) metrics.enable_tensorboard(o.output());
   metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
                                  train_set.description});
   auto loader = classification_loader(train_set, transform, o.batch_size(),

@@ -6,8 +6,8 @@
 
 #include "core/log.h"
 #include "data/dataset.h"
-#include "data/subsets.h"
 #include "train/backbone.h"
+#include "train/classify.h"
 #include "train/runtime.h"
 
 namespace moco::train {
@@ -107,14 +107,8 @@ KnnResult run_knn(const KnnCommandOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
-  auto splits =
-      data::open_dataset(o.data(), data::OpenOptions()
-                                       .channels(o.channels())
-                                       .max_image_pixels(o.max_image_pixels()));
-  if (o.val_split() > 0) {
-    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
-  }
-  data::require_labels(splits, o.data(), "knn");
+  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
+                                    o.val_split(), o.seed(), "knn");
   const auto& bank_set = splits.labelled_train();
   const auto& test_set = *splits.test;
   const auto b = load_backbone(o.pretrained());

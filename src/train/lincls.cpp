@@ -9,7 +9,6 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/dataset.h"
-#include "data/subsets.h"
 #include "data/eval_transform.h"
 #include "data/loader.h"
 #include "io/checkpoint.h"
@@ -113,8 +112,7 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
   // The backbone stays in eval mode: BN statistics are not updated.
   c.net->eval();
   loader.start_epoch(epoch);
-  const bool bar_on = o.progress() && stderr_is_tty();
-  ProgressBar bar(steps, fmt::format("lincls {}/{}", epoch + 1, o.epochs()), bar_on);
+  ClassifierSteps progress("lincls", epoch, o.epochs(), steps, o.print_freq(), o.progress());
   double loss_sum = 0;
   int64_t n = 0;
   while (auto batch = loader.next()) {
@@ -125,20 +123,11 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
     loss.backward();
     c.sgd->step();
     const double l = loss.item<double>();
-    TORCH_CHECK(std::isfinite(l), "non-finite loss (", l, ") at epoch ", epoch,
-                "; try a lower --lr");
     loss_sum += l;
-    ++n;
-    if (n % o.print_freq() == 0 || n == steps) {
-      bar.update(n, fmt::format("loss {:.4f} lr {:.4g}", l, lr));
-      if (!bar_on) {
-        log_info(fmt::format("lincls epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}",
-                             epoch + 1, o.epochs(), n, steps, l, lr));
-      }
-    }
+    progress.after_step(++n, l, lr, "--lr");
     if (o.max_steps() > 0 && n >= o.max_steps()) break;
   }
-  bar.finish();
+  progress.finish();
   return n ? loss_sum / n : 0.0;
 }
 
@@ -177,14 +166,8 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   const auto device = resolve_device(o.device());
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  auto splits =
-      data::open_dataset(o.data(), data::OpenOptions()
-                                       .channels(o.channels())
-                                       .max_image_pixels(o.max_image_pixels()));
-  if (o.val_split() > 0) {
-    data::hold_out_validation(splits, o.val_split(), static_cast<uint64_t>(o.seed()));
-  }
-  data::require_labels(splits, o.data(), "lincls");
+  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
+                                    o.val_split(), o.seed(), "lincls");
   const data::ImageSet& train_set = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(train_set.num_classes, val_set.num_classes);
@@ -216,6 +199,7 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   const std::string best_path =
       (fs::path(o.output()) / "model_best.pth.tar").string();
   io::MetricsWriter metrics((fs::path(o.output()) / "metrics.jsonl").string());
+  if (o.tensorboard()) metrics.enable_tensorboard(o.output());
   metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
                                  train_set.description});
 

@@ -243,6 +243,11 @@ std::vector<Arg> make_table() {
           "ends only); --resume continues from the step it holds")
           .check({non_negative()})
           .persist_as(Persist::record));
+  add(arg("--tensorboard", MOCO_MEMBER(tensorboard), kTrainCommands,
+          "also write the metrics as TensorBoard event files in --output "
+          "(tensorboard --logdir OUTPUT)")
+          .style_as(Style::flag)
+          .persist_as(Persist::record));
   add(arg("--override", MOCO_MEMBER(override_flags), {C::pretrain},
           "with --resume: accept flags whose value differs from the run's "
           "(besides --epochs and the kNN monitor's, which may always change)")

@@ -86,6 +86,7 @@ struct PretrainOptions {
   TORCH_ARG(std::string, amp) = "off";
   TORCH_ARG(bool, channels_last) = false;  // NHWC activations and weights
   TORCH_ARG(int64_t, save_freq) = 0;      // steps between mid-epoch checkpoints
+  TORCH_ARG(bool, tensorboard) = false;   // event files in --output
   TORCH_ARG(bool, override_flags) = false;  // --override: resume with other flags
   // Not a flag: the flags --resume took with another value than the run's
   // ("--epochs (6 -> 10)"), for the log and metrics.jsonl.
@@ -113,6 +114,7 @@ struct LinclsOptions {
   TORCH_ARG(bool, cos) = false;
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, output) = "runs/lincls";
+  TORCH_ARG(bool, tensorboard) = false;
   TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
@@ -157,6 +159,7 @@ struct FinetuneOptions {
   TORCH_ARG(int64_t, max_steps) = 0;  // per epoch; 0: all (for tests)
   TORCH_ARG(bool, progress) = true;
   TORCH_ARG(std::string, amp) = "off";
+  TORCH_ARG(bool, tensorboard) = false;
 };
 
 struct KnnCommandOptions {

@@ -485,6 +485,7 @@ Session start_session(const PretrainOptions& opts) {
   // Rank 0 writes; the others' writer writes nothing.
   if (s.plan.root()) {
     s.metrics = io::MetricsWriter((fs::path(s.o().output()) / "metrics.jsonl").string());
+    if (s.o().tensorboard()) s.metrics.enable_tensorboard(s.o().output());
   }
   s.metrics.write(io::ConfigRecord{options_to_json(s.o()), s.train_set->size(),
                                    s.train_set->description,
