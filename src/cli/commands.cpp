@@ -15,7 +15,10 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
+#include "data/image_decode.h"
+#include "data/preview.h"
 #include "data/throughput.h"
+#include "io/checkpoint.h"
 #include "dist/launcher.h"
 #include "io/report.h"
 #include "train/embed.h"
@@ -185,6 +188,29 @@ int bench_data_main(const train::BenchDataOptions& o) {
   return 0;
 }
 
+int preview_aug_main(const train::PreviewAugOptions& o) {
+  train::validate_flags(o);
+  TORCH_CHECK(o.images() > 0, "expected --images > 0, got ", o.images());
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
+  // The crop pretraining would choose for this data.
+  const int64_t side = data::typical_image_side(splits.train);
+  const int64_t crop = o.crop_size() > 0 ? o.crop_size()
+                                         : (side > 0 && side <= 64 ? side : 224);
+  auto augment = o.aug() == "v2" ? data::moco_v2_augment(crop) : data::moco_v1_augment(crop);
+  const auto grid = data::augmentation_grid(splits.train, augment, o.images(),
+                                            static_cast<uint64_t>(o.seed()));
+  const auto png = data::encode_png(grid.data_ptr<uint8_t>(), grid.size(0),
+                                    grid.size(1), grid.size(2));
+  io::atomic_write(o.output(), std::string(png.begin(), png.end()));
+  log_info("wrote ", o.output(), ": ", grid.size(1) / (crop + data::kGridGap) + 1,
+           " images of ", splits.train.description, ", two ", o.aug(),
+           " views each (crop ", crop, ")");
+  return 0;
+}
+
 // Presets, then the resumed checkpoint's flags, for those not given.
 void finish_pretrain_options(Parsed<train::PretrainOptions>& p) {
   auto& o = p.options;
@@ -223,6 +249,7 @@ struct Commands {
   Parsed<train::ReportOptions> report;
   Parsed<train::BenchDataOptions> bench_data;
   Parsed<train::SweepOptions> sweep;
+  Parsed<train::PreviewAugOptions> preview_aug;
 
   Commands() {
     app.require_subcommand(1);
@@ -271,6 +298,10 @@ struct Commands {
                 "one core and with all workers, and the data wait of a "
                 "simulated step",
                 bench_data);
+    add_command(app, Command::preview_aug,
+                "a PNG grid of the two augmented views the recipe makes of a "
+                "few images (--aug v1 | v2), to see what pretraining sees",
+                preview_aug);
   }
 
   const CLI::App* parsed_sub() const {
@@ -341,6 +372,8 @@ int dispatch(Commands& c, int argc, char** argv) {
     std::printf("%s\n%s\n", r.html.c_str(), r.svg.c_str());
   } else if (c.bench_data.app->parsed()) {
     return bench_data_main(c.bench_data.options);
+  } else if (c.preview_aug.app->parsed()) {
+    return preview_aug_main(c.preview_aug.options);
   }
   return 0;
 }

@@ -348,4 +348,22 @@ DecodedImage decode_image(const std::vector<uint8_t>& bytes,
   }
 }
 
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t h, int64_t w,
+                                int64_t c) {
+  TORCH_CHECK(c == 1 || c == 3, "expected 1 or 3 channels to write a PNG, got ", c);
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(w);
+  image.height = static_cast<png_uint_32>(h);
+  image.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  TORCH_CHECK(png_image_write_to_memory(&image, nullptr, &size, 0, pixels, 0, nullptr),
+              "cannot encode a PNG: ", image.message);
+  std::vector<uint8_t> out(size);
+  TORCH_CHECK(png_image_write_to_memory(&image, out.data(), &size, 0, pixels, 0, nullptr),
+              "cannot encode a PNG: ", image.message);
+  out.resize(size);
+  return out;
+}
+
 }  // namespace moco::data

@@ -50,6 +50,11 @@ ImageFormat sniff_format(const std::vector<uint8_t>& bytes);
 // Whole file; an error names the path.
 std::vector<uint8_t> read_file(const std::string& path);
 
+// 8-bit grey (c 1) or RGB (c 3) pixels, h x w x c, as PNG bytes (libpng's
+// simplified API).
+std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t h, int64_t w,
+                                int64_t c);
+
 // Format and size from the header. `name` only labels errors.
 ImageInfo read_image_info(const std::vector<uint8_t>& bytes,
                           const std::string& name);

@@ -47,6 +47,7 @@ void bind(Arg& a, Command c, Member m) {
     case C::report: bind_one<ReportOptions>(a, m); break;
     case C::bench_data: bind_one<BenchDataOptions>(a, m); break;
     case C::sweep: bind_one<SweepOptions>(a, m); break;
+    case C::preview_aug: bind_one<PreviewAugOptions>(a, m); break;
   }
 }
 
@@ -77,12 +78,14 @@ std::vector<Arg> make_table() {
 
   // ---- Data and the machine (several commands) ----------------------------
   add(arg("data,--data", MOCO_MEMBER(data),
-          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
+           C::preview_aug},
           "dataset: a folder of images (DIR/train/<class>/..., DIR/<class>/..., "
           "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
           "listing image paths (optional label after each), or IDX "
           "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries")
-          .required_for({C::lincls, C::finetune, C::knn, C::embed, C::bench_data}));
+          .required_for({C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
+                         C::preview_aug}));
   add(arg("-j,--workers", MOCO_MEMBER(workers),
           {C::pretrain, C::lincls, C::finetune, C::bench_data},
           "data loading threads (-1: one per core beyond the first, at least "
@@ -98,12 +101,14 @@ std::vector<Arg> make_table() {
   add(arg("--device", MOCO_MEMBER(device), kEvalCommands, "cpu | cuda | cuda:N")
           .persist_as(Persist::record));
   add(arg("--channels", MOCO_MEMBER(channels),
-          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
+           C::preview_aug},
           "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
           "files: 3)")
           .check({one_of({"0", "1", "3"})}));
   add(arg("--max-image-pixels", MOCO_MEMBER(max_image_pixels),
-          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
+           C::preview_aug},
           "image files with more pixels are skipped as unreadable (PIL's "
           "decompression-bomb limit; 0: no limit)")
           .check({non_negative()}));
@@ -114,12 +119,13 @@ std::vector<Arg> make_table() {
           "knn, embed: images per forward pass)")
           .check({positive()}));
   add(arg("-o,--output", MOCO_MEMBER(output),
-          {C::pretrain, C::lincls, C::finetune, C::embed, C::sweep},
+          {C::pretrain, C::lincls, C::finetune, C::embed, C::sweep, C::preview_aug},
           "where results go: the run's folder (pretrain, lincls, finetune: checkpoints "
           "and metrics.jsonl; sweep: a sub-folder per point and the sweep's "
-          "tables and charts), or the .npy file (embed)")
+          "tables and charts), or the .npy file (embed), the .png (preview-aug)")
           .persist_as(Persist::record));
-  add(arg("--seed", MOCO_MEMBER(seed), {C::pretrain, C::lincls, C::finetune, C::knn},
+  add(arg("--seed", MOCO_MEMBER(seed),
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::preview_aug},
           "seed for initialisation and data (knn: for --val-split)"));
   add(arg("--no-progress", MOCO_MEMBER(progress), kTrainCommands,
           "plain log lines even on a terminal (default: a progress bar there)")
@@ -223,7 +229,7 @@ std::vector<Arg> make_table() {
           "--pretrained none)")
           .check({positive()}));
   add(arg("--crop-size", MOCO_MEMBER(crop_size),
-          {C::pretrain, C::finetune, C::bench_data},
+          {C::pretrain, C::finetune, C::bench_data, C::preview_aug},
           "RandomResizedCrop size (pretrain: 0 = the image size if <= 64 px, "
           "else 224; finetune: also the evaluation crop of image files, 0 = "
           "224)")
@@ -368,11 +374,11 @@ std::vector<Arg> make_table() {
           .required_for({C::report}));
 
   // ---- bench-data -------------------------------------------------------------------
-  add(arg("--aug", MOCO_MEMBER(aug), {C::bench_data},
+  add(arg("--aug", MOCO_MEMBER(aug), {C::bench_data, C::preview_aug},
           "v1 | v2 (official --aug-plus, with blur)")
           .check({one_of({"v1", "v2"})}));
-  add(arg("--images", MOCO_MEMBER(images), {C::bench_data},
-          "images per measurement (0: all)")
+  add(arg("--images", MOCO_MEMBER(images), {C::bench_data, C::preview_aug},
+          "images per measurement (0: all; preview-aug: images in the grid)")
           .check({non_negative()}));
   add(arg("--step-ms", MOCO_MEMBER(step_ms), {C::bench_data},
           "also run with a simulated training step of this many ms per batch "
@@ -442,6 +448,7 @@ const char* command_name(Command c) {
     case C::report: return "report";
     case C::bench_data: return "bench-data";
     case C::sweep: return "sweep";
+    case C::preview_aug: return "preview-aug";
   }
   return "?";
 }

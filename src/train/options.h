@@ -203,6 +203,17 @@ struct ReportOptions {
   TORCH_ARG(std::string, run) = "";
 };
 
+struct PreviewAugOptions {
+  TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(std::string, output) = "preview-aug.png";
+  TORCH_ARG(std::string, aug) = "v2";  // v1 | v2
+  TORCH_ARG(int64_t, crop_size) = 0;   // 0: the image size if <= 64 px, else 224
+  TORCH_ARG(int64_t, images) = 8;
+  TORCH_ARG(int64_t, seed) = 0;
+  TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
+};
+
 struct BenchDataOptions {
   TORCH_ARG(std::string, data) = "";
   TORCH_ARG(int64_t, workers) = -1;  // -1: all cores
@@ -230,7 +241,8 @@ struct SweepOptions {
 };
 
 enum class Command {
-  pretrain, lincls, finetune, knn, embed, export_, report, bench_data, sweep
+  pretrain, lincls, finetune, knn, embed, export_, report, bench_data, sweep,
+  preview_aug
 };
 const char* command_name(Command c);
 
@@ -250,7 +262,8 @@ using AllFields = std::tuple<
     std::optional<args::Field<ExportOptions>>,
     std::optional<args::Field<ReportOptions>>,
     std::optional<args::Field<BenchDataOptions>>,
-    std::optional<args::Field<SweepOptions>>>;
+    std::optional<args::Field<SweepOptions>>,
+    std::optional<args::Field<PreviewAugOptions>>>;
 
 struct Arg {
   std::string names;  // CLI11 spelling: "-b,--batch-size", "data,--data"
