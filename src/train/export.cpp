@@ -93,7 +93,7 @@ std::string export_backbone(const ExportOptions& o) {
     for (const auto& [k, v] : tensors) {
       // detectron2's FrozenBatchNorm2d has no num_batches_tracked; it would
       // only be reported as an unused key.
-      if (k.size() >= 19 && k.substr(k.size() - 19) == "num_batches_tracked") continue;
+      if (ends_with(k, "num_batches_tracked")) continue;
       renamed.emplace_back(detectron2_name(k), v);
     }
     io::write_detectron2_pickle(output, renamed, "moco");
