@@ -89,3 +89,33 @@ for name, im, fmt, kw in [
 put("file_list", "plain", b"a.png\n# comment\n  a.png  \n")
 put("file_list", "labels", b"a.png 0\na.png 3\nd.jpg 1\n")
 put("file_list", "missing", b"a.png\nnope.jpg\n/abs/x.png\n")
+
+
+# Tar shards in the WebDataset layout: an image and its label per key, a
+# caption, a .json label, a directory entry.
+import tarfile
+
+
+def shard(members):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+tiny = io.BytesIO()
+Image.new("RGB", (3, 2), (10, 200, 30)).save(tiny, format="PNG")
+tiny_jpeg = io.BytesIO()
+Image.new("L", (4, 4), 99).save(tiny_jpeg, format="JPEG")
+put("shard", "cls", shard([("000000.png", tiny.getvalue()), ("000000.cls", b"3"),
+                           ("000001.jpg", tiny_jpeg.getvalue()), ("000001.cls", b"1\n")]))
+put("shard", "json", shard([("d", None), ("d/a.JPEG", tiny_jpeg.getvalue()),
+                            ("d/a.json", b'{"label": 2}'), ("d/a.txt", b"caption"),
+                            ("d/b.cls", b"5")]))

@@ -7,7 +7,7 @@ with_tests=OFF
 [[ "${1:-}" == "--tests" ]] && with_tests=ON
 
 packages=(g++ cmake ninja-build libtorch-dev libcli11-dev nlohmann-json3-dev
-          libfmt-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev libgloo-dev
+          libfmt-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev libarchive-dev libgloo-dev
           libgoogle-perftools-dev libopenblas0-pthread
           dataset-fashion-mnist)
 if [[ $with_tests == ON ]]; then

@@ -3,7 +3,9 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "data/eval_transform.h"
 #include "data/image_decode.h"
 #include "data/preview.h"
+#include "data/shards.h"
 #include "data/throughput.h"
 #include "io/checkpoint.h"
 #include "dist/launcher.h"
@@ -157,7 +160,10 @@ int bench_data_main(const train::BenchDataOptions& o) {
                                  : data::moco_v1_augment(o.crop_size());
   const auto [mean, std] = data::normalization(*set);
   augment.mean(mean).std(std);
-  auto opts = data::ThroughputOptions().batch_size(o.batch_size()).max_images(o.images());
+  auto opts = data::ThroughputOptions()
+                  .batch_size(o.batch_size())
+                  .max_images(o.images())
+                  .shuffle_buffer(o.shuffle_buffer());
   auto report = [&](const std::string& what, const data::ThroughputResult& r) {
     std::printf("%-34s %8.1f images/s  (%lld images in %.2f s%s)\n", what.c_str(),
                 r.images_per_second, static_cast<long long>(r.images), r.seconds,
@@ -169,7 +175,9 @@ int bench_data_main(const train::BenchDataOptions& o) {
   // A warm-up pass fills the page cache, so both numbers measure decoding
   // and augmenting, not the disk.
   data::measure_throughput(set, augment, data::ThroughputOptions(opts).workers(workers));
-  report("1 core (on the calling thread):",
+  // Shards are read by a worker thread even with -j 0 (the calling thread
+  // only hands the batches over).
+  report(set->streamed() ? "1 worker (shards):" : "1 core (on the calling thread):",
          data::measure_throughput(set, augment,
                                   data::ThroughputOptions(opts).workers(0).epoch(1)));
   report(fmt::format("{} workers:", workers),
@@ -195,6 +203,7 @@ int preview_aug_main(const train::PreviewAugOptions& o) {
       data::open_dataset(o.data(), data::OpenOptions()
                                        .channels(o.channels())
                                        .max_image_pixels(o.max_image_pixels()));
+  data::require_indexed(splits.train, "preview-aug");
   // The crop pretraining would choose for this data.
   const int64_t side = data::typical_image_side(splits.train);
   const int64_t crop = o.crop_size() > 0 ? o.crop_size()
@@ -208,6 +217,30 @@ int preview_aug_main(const train::PreviewAugOptions& o) {
   log_info("wrote ", o.output(), ": ", grid.size(1) / (crop + data::kGridGap) + 1,
            " images of ", splits.train.description, ", two ", o.aug(),
            " views each (crop ", crop, ")");
+  return 0;
+}
+
+int shard_main(const train::ShardOptions& o) {
+  train::validate_flags(o);
+  const auto limit = data::parse_shard_size(o.shard_size());
+  auto splits =
+      data::open_dataset(o.data(), data::OpenOptions()
+                                       .channels(o.channels())
+                                       .max_image_pixels(o.max_image_pixels()));
+  TORCH_CHECK(o.split() == "train" || splits.test, "--split test: ", o.data(),
+              " has no test split");
+  const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
+  log_info("shard: ", set.description, ": ", set.summary);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = data::write_dataset_shards(set, o.output(), o.split(), limit);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  log_info(fmt::format("wrote {} sample{} ({} labelled{}) in {} shard{}, {:.1f} MB of images, "
+                       "in {:.1f} s",
+                       r.samples, r.samples == 1 ? "" : "s", r.labelled,
+                       r.skipped ? fmt::format(", {} unreadable skipped", r.skipped) : "",
+                       r.shards.size(), r.shards.size() == 1 ? "" : "s", r.bytes / 1e6, seconds));
+  std::printf("%s\n", r.pattern.c_str());
   return 0;
 }
 
@@ -250,10 +283,14 @@ struct Commands {
   Parsed<train::BenchDataOptions> bench_data;
   Parsed<train::SweepOptions> sweep;
   Parsed<train::PreviewAugOptions> preview_aug;
+  Parsed<train::ShardOptions> shard;
 
   Commands() {
     app.require_subcommand(1);
     app.set_version_flag("--version", "moco 0.1.0");
+    app.footer("Every command also takes --log-format text|json: json writes each "
+               "log line as one JSON object (time, level, rank, message) and no "
+               "progress bar.");
     add_command(app, Command::pretrain,
                 "MoCo pretraining (flags and defaults of the official "
                 "main_moco.py). Without DATA: Fashion-MNIST from " +
@@ -302,6 +339,11 @@ struct Commands {
                 "a PNG grid of the two augmented views the recipe makes of a "
                 "few images (--aug v1 | v2), to see what pretraining sees",
                 preview_aug);
+    add_command(app, Command::shard,
+                "write any dataset moco reads as WebDataset tar shards "
+                "(KEY.jpg/.png + KEY.cls): image files keep their bytes, "
+                "in-memory images become PNG; then DATA = OUT/train-{000000..N}.tar",
+                shard);
   }
 
   const CLI::App* parsed_sub() const {
@@ -309,6 +351,56 @@ struct Commands {
     return nullptr;
   }
 };
+
+// The last words a run says: a log line of its own in JSON mode, so that a
+// collector reading JSON lines sees the error too.
+void print_error(const std::string& msg) {
+  if (log_format() == LogFormat::json) {
+    log_line("error", msg);
+  } else {
+    std::fprintf(stderr, "moco: error: %s\n", msg.c_str());
+  }
+}
+
+// --log-format text|json is every command's (anywhere before a sweep's
+// "--"), so it is taken out of argv before the command's own flags are
+// parsed. Returns false after printing an error.
+bool take_log_format(int& argc, char** argv) {
+  // The ranks a launcher starts and a sweep's runs inherit the choice.
+  const char* inherited = std::getenv("MOCO_LOG_FORMAT");
+  if (inherited != nullptr && std::string(inherited) == "json") {
+    set_log_format(LogFormat::json);
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string w = argv[i];
+    if (w == "--") break;
+    std::string value;
+    int used = 0;
+    if (w == "--log-format") {
+      if (i + 1 >= argc) {
+        print_error("--log-format needs a value: text or json");
+        return false;
+      }
+      value = argv[i + 1];
+      used = 2;
+    } else if (w.rfind("--log-format=", 0) == 0) {
+      value = w.substr(13);
+      used = 1;
+    } else {
+      continue;
+    }
+    if (value != "text" && value != "json") {
+      print_error("--log-format: expected text or json, got '" + value + "'");
+      return false;
+    }
+    set_log_format(value == "json" ? LogFormat::json : LogFormat::text);
+    setenv("MOCO_LOG_FORMAT", value.c_str(), 1);
+    for (int j = i; j + used < argc; ++j) argv[j] = argv[j + used];
+    argc -= used;
+    --i;
+  }
+  return true;
+}
 
 // Parses argv; returns a CLI11 exit code, or -1 to go on.
 int parse(Commands& c, int argc, char** argv) {
@@ -321,10 +413,9 @@ int parse(Commands& c, int argc, char** argv) {
       const std::string best = args::closest(word, names);
       std::string list;
       for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      std::fprintf(stderr, "moco: error: unknown command '%s'%s; the commands: %s\n",
-                   word.c_str(),
-                   best.empty() ? "" : (" (did you mean " + best + "?)").c_str(),
-                   list.c_str());
+      print_error("unknown command '" + word + "'" +
+                  (best.empty() ? "" : " (did you mean " + best + "?)") +
+                  "; the commands: " + list);
       return 109;  // CLI11's ExtrasError status
     }
   }
@@ -334,8 +425,8 @@ int parse(Commands& c, int argc, char** argv) {
   } catch (const CLI::ExtrasError& e) {
     const auto* sub = c.parsed_sub();
     const auto extras = sub ? sub->remaining() : c.app.remaining();
-    std::fprintf(stderr, "moco: error: %s%s\n", e.what(),
-                 extras.empty() ? "" : suggestion(sub, extras.front()).c_str());
+    print_error(std::string(e.what()) +
+                (extras.empty() ? "" : suggestion(sub, extras.front())));
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
     return c.app.exit(e);
@@ -374,6 +465,8 @@ int dispatch(Commands& c, int argc, char** argv) {
     return bench_data_main(c.bench_data.options);
   } else if (c.preview_aug.app->parsed()) {
     return preview_aug_main(c.preview_aug.options);
+  } else if (c.shard.app->parsed()) {
+    return shard_main(c.shard.options);
   }
   return 0;
 }
@@ -417,18 +510,23 @@ int run(int argc, char** argv) {
         break;
       }
     }
+    if (!take_log_format(argc, argv)) return 105;  // CLI11's ValidationError
     const int rc = parse(c, argc, argv);
     if (rc >= 0) return rc;
     return dispatch(c, argc, argv);
   } catch (const StopRequested& e) {
     // Work saved after SIGINT/SIGTERM: the status a signal would give.
-    std::fprintf(stderr, "moco: %s\n", e.what());
+    if (log_format() == LogFormat::json) {
+      log_line("warn", e.what());
+    } else {
+      std::fprintf(stderr, "moco: %s\n", e.what());
+    }
     return 128 + e.signal;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "moco: error: %s\n", e.what_without_backtrace());
+    print_error(e.what_without_backtrace());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "moco: error: %s\n", e.what());
+    print_error(e.what());
     return 1;
   }
 }

@@ -3,9 +3,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+
+#include <nlohmann/json.hpp>
 
 namespace moco {
 
@@ -22,7 +25,18 @@ bool& info_quiet() {
   static bool quiet = false;
   return quiet;
 }
+LogFormat& format() {
+  static LogFormat f = LogFormat::text;
+  return f;
+}
 }  // namespace
+
+void set_log_format(LogFormat f) {
+  std::lock_guard<std::mutex> lock(log_mutex());
+  format() = f;
+}
+
+LogFormat log_format() { return format(); }
 
 void set_log_rank(int64_t rank, bool quiet_info) {
   std::lock_guard<std::mutex> lock(log_mutex());
@@ -31,8 +45,24 @@ void set_log_rank(int64_t rank, bool quiet_info) {
 }
 
 void log_line(const char* level, const std::string& msg) {
-  const std::time_t now =
-      std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  const auto clock_now = std::chrono::system_clock::now();
+  if (format() == LogFormat::json) {
+    std::lock_guard<std::mutex> lock(log_mutex());
+    if (info_quiet() && std::string(level) == "info") return;
+    nlohmann::ordered_json j;  // time first, as in metrics.jsonl
+    j["time"] = std::round(std::chrono::duration<double>(clock_now.time_since_epoch()).count() *
+                           1000) / 1000;
+    j["level"] = level;
+    const auto& tag = rank_tag();
+    if (!tag.empty()) j["rank"] = std::stoll(tag.substr(5));
+    j["message"] = msg;
+    // File names need not be UTF-8: replace what is not, never throw.
+    const auto line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+    return;
+  }
+  const std::time_t now = std::chrono::system_clock::to_time_t(clock_now);
   std::tm tm{};
   localtime_r(&now, &tm);
   char stamp[32];
@@ -47,7 +77,7 @@ void log_line(const char* level, const std::string& msg) {
 
 bool stderr_is_tty() {
   static const bool tty = isatty(fileno(stderr)) != 0;
-  return tty;
+  return tty && format() == LogFormat::text;
 }
 
 }  // namespace moco

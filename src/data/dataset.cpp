@@ -7,12 +7,14 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <functional>
 #include <memory>
 #include <set>
 #include <sstream>
 
 #include "core/log.h"
+#include "data/shards.h"
 
 namespace fs = std::filesystem;
 
@@ -138,6 +140,15 @@ ImageSet load_idx(const std::string& images_path,
                                   torch::kUInt8)
                      .to(torch::kInt64);
     set.num_classes = set.labels.max().item<int64_t>() + 1;
+    // IDX files carry no class names; Fashion-MNIST's (torchvision's
+    // FashionMNIST.classes) are known by the path Debian and the
+    // distributors give it.
+    std::string lower_path = images_path;
+    for (auto& c : lower_path) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower_path.find("fashion") != std::string::npos && set.num_classes <= 10) {
+      set.classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                     "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    }
   }
   return set;
 }
@@ -495,6 +506,38 @@ Splits load_stl10(const std::string& dir_str) {
   return s;
 }
 
+int64_t ImageSet::size() const {
+  if (images.defined()) return images.size(0);
+  if (shards) return shards->samples;
+  return static_cast<int64_t>(files.size());
+}
+
+namespace {
+
+// Tar shards: counted from their headers, streamed by the loader.
+ImageSet open_shard_set(const std::string& spec, int64_t channels, bool strict) {
+  auto list = std::make_shared<ShardList>(open_shards(spec, strict));
+  TORCH_CHECK(list->samples > 0, "no samples with an image (.jpg .jpeg .png) in the ",
+              list->shards.size(), " shards of ", spec);
+  for (const auto& d : list->damaged) log_warn("damaged shard: ", d, "; its samples before the damage are used");
+  ImageSet set;
+  set.file_channels = channels;
+  set.description = "tar shards " + spec;
+  std::ostringstream os;
+  os << list->samples << " samples in " << list->shards.size() << " shard"
+     << (list->shards.size() == 1 ? "" : "s") << " (headers read in " << std::fixed
+     << std::setprecision(2) << list->scan_seconds << " s";
+  if (list->labelled > 0) os << "; " << list->labelled << " with a .cls/.json label";
+  if (list->ignored_members > 0) os << "; " << list->ignored_members << " other members ignored";
+  if (!list->damaged.empty()) os << "; " << list->damaged.size() << " damaged";
+  os << ")";
+  set.summary = os.str();
+  set.shards = std::move(list);
+  return set;
+}
+
+}  // namespace
+
 Splits open_dataset(const std::string& path, const OpenOptions& options) {
   TORCH_CHECK(options.channels() == 0 || options.channels() == 1 ||
                   options.channels() == 3,
@@ -521,6 +564,12 @@ Splits open_dataset(const std::string& path, const OpenOptions& options) {
 namespace {
 
 Splits open_any(const std::string& path, const OpenOptions& options) {
+  if (is_shard_spec(path)) {
+    Splits s;
+    s.train = open_shard_set(path, options.channels() == 0 ? 3 : options.channels(),
+                             options.strict());
+    return s;
+  }
   TORCH_CHECK(fs::exists(path), "dataset not found: ", path);
   fs::path dir(path);
   const int64_t file_channels = options.channels() == 0 ? 3 : options.channels();
@@ -594,8 +643,15 @@ Splits open_any(const std::string& path, const OpenOptions& options) {
 
 }  // namespace
 
+void require_indexed(const ImageSet& set, const std::string& command) {
+  TORCH_CHECK(!set.streamed(), "moco ", command, ": ", set.description,
+              " are streamed, not indexed; ", command, " reads a folder, a list or a "
+              "binary dataset (shards are for pretrain and bench-data)");
+}
+
 void require_labels(const Splits& s, const std::string& data,
                     const std::string& command) {
+  require_indexed(s.train, command);
   TORCH_CHECK(s.labelled_train().labelled(), command,
               " needs labelled training images, but ", data,
               " has no labels (an unlabelled folder or a list without labels);"

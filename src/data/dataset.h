@@ -12,6 +12,7 @@
 #include <torch/arg.h>
 #include <torch/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "data/image_decode.h"
 
 namespace moco::data {
+
+struct ShardList;  // data/shards.h
 
 struct ImageSet {
   torch::Tensor images;            // in memory: uint8, N x C x H x W
@@ -31,12 +34,12 @@ struct ImageSet {
   std::vector<std::string> classes;  // class names (ImageFolder), if known
   std::string description;  // format and path, for logs
   std::string summary;      // what the scan found: formats, skipped files
+  // Tar shards, streamed: no per-sample entries (files stays empty).
+  std::shared_ptr<const ShardList> shards;
 
   bool on_disk() const { return !images.defined(); }
-  int64_t size() const {
-    return images.defined() ? images.size(0)
-                            : static_cast<int64_t>(files.size());
-  }
+  bool streamed() const { return shards != nullptr; }
+  int64_t size() const;
   int64_t channels() const {
     return images.defined() ? images.size(1) : file_channels;
   }
@@ -103,6 +106,10 @@ Splits open_dataset(const std::string& path, const OpenOptions& options = {});
 // test splits are both labelled (what kNN and the linear classifier need).
 void require_labels(const Splits& splits, const std::string& data,
                     const std::string& command);
+
+// Stops with a message naming `command` when `set` is streamed tar shards:
+// the evaluation commands pick images by index.
+void require_indexed(const ImageSet& set, const std::string& command);
 
 // Reads a whole file, transparently gunzipping it when it is gzip data.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path);

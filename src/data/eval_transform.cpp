@@ -4,8 +4,14 @@
 
 #include <torch/torch.h>
 
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "data/shards.h"
 
 namespace moco::data {
 
@@ -16,6 +22,25 @@ bool is_small(const ImageSet& set) {
 int64_t typical_image_side(const ImageSet& set, int64_t samples) {
   if (!set.on_disk()) return std::min(set.height(), set.width());
   std::vector<int64_t> sides;
+  if (set.streamed()) {
+    // The first samples of the first shards (reading on is what costs).
+    for (const auto& shard : set.shards->shards) {
+      ShardReader reader(shard.path);
+      ShardSample s;
+      while (static_cast<int64_t>(sides.size()) < samples && reader.next(s)) {
+        try {
+          const auto info = read_image_info(s.image, s.name());
+          sides.push_back(std::min(info.height, info.width));
+        } catch (const std::exception&) {
+          continue;
+        }
+      }
+      if (static_cast<int64_t>(sides.size()) >= samples) break;
+    }
+    if (sides.empty()) return 0;
+    std::nth_element(sides.begin(), sides.begin() + sides.size() / 2, sides.end());
+    return sides[sides.size() / 2];
+  }
   const auto idx = subset_indices(set.size(), samples);
   for (int64_t i = 0; i < idx.size(0); ++i) {
     const auto& path = set.files[static_cast<size_t>(idx[i].item<int64_t>())];
@@ -67,6 +92,83 @@ torch::Tensor EvalTransform::load(const ImageSet& set,
   return normalize_images(
       load_eval_images(set, indices, crop * 256 / 224, crop, readable), mean,
       std);
+}
+
+struct EvalBatches::State {
+  State(const ImageSet& s, torch::Tensor i, EvalTransform t)
+      : set(s), indices(std::move(i)), transform(std::move(t)) {}
+  const ImageSet& set;
+  torch::Tensor indices;
+  EvalTransform transform;
+  int64_t batch = 0, batches = 0, workers = 0, consumed = 0;
+  std::vector<std::thread> threads;
+  std::mutex mutex;
+  std::condition_variable ready_cv, space_cv;
+  std::map<int64_t, Batch> ready;
+  std::exception_ptr error;
+  bool stop = false;
+
+  Batch make(int64_t b) const {
+    const int64_t first = b * batch;
+    const auto idx = indices.slice(0, first, std::min(indices.size(0), first + batch));
+    Batch out;
+    out.images = transform.load(set, idx, &out.readable);
+    out.first = first;
+    return out;
+  }
+
+  void work(int64_t w) {
+    for (int64_t b = w; b < batches; b += workers) {
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        space_cv.wait(lock, [&] { return stop || b < consumed + 2 * workers; });
+        if (stop) return;
+      }
+      try {
+        auto made = make(b);
+        std::lock_guard<std::mutex> lock(mutex);
+        ready.emplace(b, std::move(made));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!error) error = std::current_exception();
+      }
+      ready_cv.notify_all();
+    }
+  }
+};
+
+EvalBatches::EvalBatches(const ImageSet& set, torch::Tensor indices,
+                         EvalTransform transform, int64_t batch, int64_t workers)
+    : state_(std::make_unique<State>(set, std::move(indices), std::move(transform))) {
+  TORCH_CHECK(batch > 0, "expected --batch-size > 0, got ", batch);
+  auto& s = *state_;
+  s.batch = batch;
+  s.batches = (s.indices.size(0) + batch - 1) / batch;
+  // In-memory images need no decoding: threads would only copy.
+  s.workers = set.on_disk() ? std::min(std::max<int64_t>(workers, 0), s.batches) : 0;
+  for (int64_t w = 0; w < s.workers; ++w) s.threads.emplace_back([this, w] { state_->work(w); });
+}
+
+EvalBatches::~EvalBatches() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stop = true;
+  }
+  state_->space_cv.notify_all();
+  for (auto& t : state_->threads) t.join();
+}
+
+std::optional<EvalBatches::Batch> EvalBatches::next() {
+  auto& s = *state_;
+  if (s.consumed >= s.batches) return std::nullopt;
+  if (s.workers == 0) return s.make(s.consumed++);
+  std::unique_lock<std::mutex> lock(s.mutex);
+  s.ready_cv.wait(lock, [&] { return s.error || s.ready.count(s.consumed) > 0; });
+  if (s.error) std::rethrow_exception(s.error);
+  auto node = s.ready.extract(s.consumed++);
+  lock.unlock();
+  s.space_cv.notify_all();
+  return std::move(node.mapped());
 }
 
 int64_t eval_crop(const ImageSet& set) {

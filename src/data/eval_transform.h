@@ -10,6 +10,8 @@
 
 #include <torch/types.h>
 
+#include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -49,6 +51,34 @@ struct EvalTransform {
   // when `readable` is given, comes out black and false there (bool N).
   torch::Tensor load(const ImageSet& set, const torch::Tensor& indices,
                      torch::Tensor* readable = nullptr) const;
+};
+
+// Evaluation batches of set[indices], in order, made ahead by `workers`
+// threads (batch b by thread b % workers, at most two a thread ahead of
+// the consumer), so decoding runs beside the network rather than before
+// it. Rows come out in the order of `indices` whatever the threads; an
+// unreadable file is black and false in `readable`. 0 workers: made on the
+// caller's thread when asked for.
+//
+//   EvalBatches batches(set, idx, transform, 256, /*workers=*/3);
+//   while (auto b = batches.next()) encode(b->images);
+class EvalBatches {
+ public:
+  struct Batch {
+    torch::Tensor images;    // normalised float B x C x S x S
+    torch::Tensor readable;  // bool B
+    int64_t first = 0;       // position of row 0 in `indices`
+  };
+  EvalBatches(const ImageSet& set, torch::Tensor indices, EvalTransform transform,
+              int64_t batch, int64_t workers);
+  ~EvalBatches();
+  EvalBatches(const EvalBatches&) = delete;
+  EvalBatches& operator=(const EvalBatches&) = delete;
+  std::optional<Batch> next();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // The evaluation crop the commands use: 224 for image files, the images'

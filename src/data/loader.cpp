@@ -124,29 +124,36 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
     return;
   }
   const std::string& path = data_->files[sample];
-  const auto bytes = read_file(path);
-  const auto info = read_image_info(bytes, path);
+  render_encoded(read_file(path), path, data_->file_channels, data_->max_image_pixels,
+                 augment_, rngs, views, out);
+}
+
+void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
+                    int64_t channels, int64_t max_pixels, const AugmentOptions& augment,
+                    Rng* rngs, int views, float* const* out) {
+  const int64_t s = augment.size();
+  const auto info = read_image_info(bytes, name);
   ViewParams params[2];
   double min_scale = 0;
   for (int v = 0; v < views; ++v) {
-    params[v] = draw_view_params(info.height, info.width, augment_, rngs[v]);
+    params[v] = draw_view_params(info.height, info.width, augment, rngs[v]);
     // Smallest decode scale at which this crop still has >= size pixels
     // each way: below it the resize would upsample what the DCT dropped.
     const auto& c = params[v].crop;
     min_scale = std::max(min_scale, static_cast<double>(s) /
                                         std::min(c.height, c.width));
   }
-  const auto image = decode_image(bytes, path,
+  const auto image = decode_image(bytes, name,
                                   DecodeOptions()
-                                      .channels(data_->file_channels)
+                                      .channels(channels)
                                       .min_scale(min_scale)
-                                      .max_pixels(data_->max_image_pixels));
+                                      .max_pixels(max_pixels));
   const double sy = static_cast<double>(image.height) / info.height;
   const double sx = static_cast<double>(image.width) / info.width;
   for (int v = 0; v < views; ++v) {
     params[v].crop =
         scale_box(params[v].crop, sy, sx, image.height, image.width);
-    render_view(hwc_view(image), params[v], augment_, out[v]);
+    render_view(hwc_view(image), params[v], augment, out[v]);
   }
 }
 

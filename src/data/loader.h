@@ -29,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/rng.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 
@@ -50,6 +51,8 @@ struct LoaderOptions {
   // 2: MoCo's query and key views; 1: one view (view_k left undefined), as
   // the linear classifier trains on.
   TORCH_ARG(int64_t, views) = 2;
+  // Tar shards: samples each worker holds and draws from at random.
+  TORCH_ARG(int64_t, shuffle_buffer) = 1000;
 };
 
 struct TwoViewBatch {
@@ -59,25 +62,52 @@ struct TwoViewBatch {
   torch::Tensor labels;   // int64 B, when the dataset is labelled
 };
 
-class TwoViewLoader {
+// What a training loop reads batches from: image sets by index
+// (TwoViewLoader) or tar shards streamed (ShardLoader, data/shard_loader.h).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t batches_per_epoch() const = 0;
+  // Starts the epoch at batch `first_batch` (a run resumed mid-epoch: the
+  // batches before it are not made, and the ones after are those an
+  // uninterrupted epoch gives).
+  virtual void start_epoch(int64_t epoch, int64_t first_batch) = 0;
+  void start_epoch(int64_t epoch) { start_epoch(epoch, 0); }
+  // The next batch of the epoch, or nullopt at its end.
+  virtual std::optional<TwoViewBatch> next() = 0;
+  // Seconds next() spent blocked waiting for workers since start_epoch.
+  virtual double wait_seconds() const = 0;
+  // Unreadable images met so far (each counted once).
+  virtual int64_t skipped_files() const = 0;
+};
+
+// Makes the loader DATA calls for: shards stream, everything else by index.
+std::unique_ptr<BatchSource> make_batch_source(std::shared_ptr<const ImageSet> data,
+                                               AugmentOptions augment,
+                                               LoaderOptions options);
+
+// Both views (or one) of an encoded image, drawn with rngs[v] and written
+// as C x S x S floats to out[v]; decodes at the smallest JPEG scale the
+// crops allow. Errors (unreadable image) name `name`.
+void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
+                    int64_t channels, int64_t max_pixels, const AugmentOptions& augment,
+                    Rng* rngs, int views, float* const* out);
+
+class TwoViewLoader : public BatchSource {
  public:
   TwoViewLoader(std::shared_ptr<const ImageSet> data, AugmentOptions augment,
                 LoaderOptions options);
-  ~TwoViewLoader();
+  ~TwoViewLoader() override;
   TwoViewLoader(const TwoViewLoader&) = delete;
   TwoViewLoader& operator=(const TwoViewLoader&) = delete;
 
-  int64_t batches_per_epoch() const;
-  // Draws the epoch's permutation and starts the workers on it, from batch
-  // `first_batch` (a run resumed mid-epoch: the batches before it are not
-  // made, and the ones after are those an uninterrupted epoch gives).
-  void start_epoch(int64_t epoch, int64_t first_batch = 0);
-  // The next batch of the epoch, or nullopt at its end.
-  std::optional<TwoViewBatch> next();
-  // Seconds next() spent blocked waiting for workers since start_epoch.
-  double wait_seconds() const { return wait_seconds_; }
-  // Unreadable image files met so far (each counted once).
-  int64_t skipped_files() const;
+  int64_t batches_per_epoch() const override;
+  // Draws the epoch's permutation and starts the workers on it.
+  using BatchSource::start_epoch;
+  void start_epoch(int64_t epoch, int64_t first_batch) override;
+  std::optional<TwoViewBatch> next() override;
+  double wait_seconds() const override { return wait_seconds_; }
+  int64_t skipped_files() const override;
 
  private:
   TwoViewBatch make_batch(int64_t b);

@@ -23,6 +23,7 @@ struct ThroughputOptions {
   TORCH_ARG(double, step_seconds) = 0;   // simulated step; 0: none
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(int64_t, epoch) = 0;
+  TORCH_ARG(int64_t, shuffle_buffer) = 1000;  // tar shards
 };
 
 struct ThroughputResult {
@@ -31,6 +32,7 @@ struct ThroughputResult {
   double images_per_second = 0;
   double wait_share = 0;  // of the loop's time, blocked in next()
   int64_t skipped_files = 0;
+  int64_t labelled = 0;   // images that came with a label
 };
 
 ThroughputResult measure_throughput(std::shared_ptr<const ImageSet> set,

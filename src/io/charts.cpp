@@ -188,6 +188,60 @@ std::string svg_chart(const Chart& c, double ox, double oy, double w, double h) 
   return out;
 }
 
+std::string svg_scatter(const Scatter& c, double w, double h) {
+  size_t longest = 0;
+  for (const auto& g : c.groups) longest = std::max(longest, g.size());
+  const double right = std::min(w / 3, 40 + 6.5 * static_cast<double>(longest));
+  const double left = 64, top = 34, bottom = 46;
+  Range xr, yr;
+  for (const auto& p : c.points) {
+    xr.add(p.x);
+    yr.add(p.y);
+  }
+  xr.widen();
+  yr.widen();
+  const auto xt = nice_ticks(xr.lo, xr.hi, 6), yt = nice_ticks(yr.lo, yr.hi);
+  const double x0 = std::min(xt.front(), xr.lo), x1 = std::max(xt.back(), xr.hi);
+  const double y0 = std::min(yt.front(), yr.lo), y1 = std::max(yt.back(), yr.hi);
+  const double pw = w - left - right, ph = h - top - bottom;
+  auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * pw; };
+  auto py = [&](double y) { return top + (y1 - y) / (y1 - y0) * ph; };
+  std::string out = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"scatter\" width=\"{0}\" "
+      "height=\"{1}\" viewBox=\"0 0 {0} {1}\"><rect width=\"100%\" height=\"100%\" "
+      "fill=\"#ffffff\" stroke=\"#cccccc\"/>",
+      w, h);
+  out += text(left, 22, c.title, 15, "start", " font-weight=\"bold\"");
+  const double ys = yt.size() > 1 ? yt[1] - yt[0] : 1, xs = xt.size() > 1 ? xt[1] - xt[0] : 1;
+  for (double v : yt) {
+    out += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" "
+                       "stroke=\"#eeeeee\"/>",
+                       px(x0), py(v), px(x1), py(v));
+    out += text(left - 6, py(v) + 4, tick_label(v, ys), 11, "end");
+  }
+  for (double v : xt) out += text(px(v), h - bottom + 16, tick_label(v, xs), 11, "middle");
+  out += fmt::format(
+      "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#333333\"/>"
+      "<line x1=\"{0:.1f}\" y1=\"{3:.1f}\" x2=\"{0:.1f}\" y2=\"{1:.1f}\" stroke=\"#333333\"/>",
+      px(x0), py(y0), px(x1), py(y1));
+  out += text(left + pw / 2, h - 10, c.x_label, 12, "middle");
+  out += text(16, top + ph / 2, c.y_label, 12, "middle",
+              fmt::format(" transform=\"rotate(-90 16 {:.1f})\"", top + ph / 2).c_str());
+  for (const auto& p : c.points) {
+    if (!std::isfinite(p.x) || !std::isfinite(p.y)) continue;
+    out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\" "
+                       "fill-opacity=\"0.75\"/>",
+                       px(p.x), py(p.y), palette(static_cast<size_t>(std::max<int64_t>(p.group, 0))));
+  }
+  for (size_t g = 0; g < c.groups.size(); ++g) {
+    const double ly = top + 8 + 18 * static_cast<double>(g);
+    out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" fill=\"{}\"/>",
+                       w - right + 16, ly - 3, palette(g));
+    out += text(w - right + 28, ly + 1, c.groups[g], 11);
+  }
+  return out + "</svg>\n";
+}
+
 std::string svg_document(const std::vector<Chart>& charts, int columns,
                          double cw, double ch) {
   const int cols = std::max(1, std::min<int>(columns, static_cast<int>(charts.size())));

@@ -9,6 +9,7 @@
 //   std::string svg = io::svg_document({c});   // a whole <svg> document
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,22 @@ std::string svg_chart(const Chart& chart, double x, double y, double width,
 // Charts in a grid of `columns`, as a whole SVG document.
 std::string svg_document(const std::vector<Chart>& charts, int columns = 2,
                          double chart_width = 560, double chart_height = 320);
+
+// Points coloured by group (a 2-D embedding coloured by class).
+struct ScatterPoint {
+  double x = 0, y = 0;
+  int64_t group = 0;  // index into Scatter::groups
+};
+
+struct Scatter {
+  std::string title, x_label, y_label;
+  std::vector<std::string> groups;  // legend names, coloured by palette(i)
+  std::vector<ScatterPoint> points;
+};
+
+// A scatter plot with a legend, as a whole SVG document.
+std::string svg_scatter(const Scatter& scatter, double width = 760,
+                        double height = 560);
 
 // A colour for the i-th series (a ten-colour qualitative palette).
 const char* palette(size_t i);

@@ -3,9 +3,12 @@
 #include <c10/util/Exception.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 
 #include <fmt/format.h>
-#include <map>
+#include <nlohmann/json.hpp>
 
 #include "io/charts.h"
 #include "io/checkpoint.h"
@@ -138,6 +141,84 @@ std::string headline(const Metrics& m) {
   return escape_xml(line) + (result.empty() ? "" : "<br><b>" + escape_xml(result) + "</b>");
 }
 
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The pictures go into the page as data URIs so that report.html stays one
+// file that opens anywhere. Base64 by hand: a dozen lines, where a library
+// would be a dependency for one function.
+std::string base64(const std::string& in) {
+  static const char* abc =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  for (size_t i = 0; i < in.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<uint8_t>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<uint8_t>(in[i + 2]);
+    out += abc[(v >> 18) & 63];
+    out += abc[(v >> 12) & 63];
+    out += i + 1 < in.size() ? abc[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? abc[v & 63] : '=';
+  }
+  return out;
+}
+
+std::string png_figure(const fs::path& path, const std::string& id,
+                       const std::string& caption) {
+  if (!fs::exists(path)) return "";
+  return "<figure id=\"" + id + "\"><img src=\"data:image/png;base64," +
+         base64(read_bytes(path)) + "\" alt=\"" + escape_xml(caption) +
+         "\"><figcaption>" + escape_xml(caption) + "</figcaption></figure>\n";
+}
+
+// embedding.json (written by pretraining's last kNN) as a scatter plot; a
+// damaged file is left out with a note in the page, never the report's end.
+std::string embedding_figure(const fs::path& path) {
+  if (!fs::exists(path)) return "";
+  Scatter sc;
+  try {
+    const auto e = nlohmann::json::parse(read_bytes(path));
+    for (const auto& g : e.at("classes")) sc.groups.push_back(g.get<std::string>());
+    for (const auto& p : e.at("points")) {
+      sc.points.push_back({p.at(0).get<double>(), p.at(1).get<double>(),
+                           p.at(2).get<int64_t>()});
+    }
+    const auto& v = e.at("explained_variance");
+    sc.title = fmt::format("{} test images' features, first two principal components",
+                           sc.points.size());
+    sc.x_label = fmt::format("PC 1 ({:.1f}% of the variance)",
+                             v.size() > 0 ? 100 * v[0].get<double>() : 0.0);
+    sc.y_label = fmt::format("PC 2 ({:.1f}%)", v.size() > 1 ? 100 * v[1].get<double>() : 0.0);
+  } catch (const std::exception& ex) {
+    return "<p>" + escape_xml(path.string()) + " is damaged (" + escape_xml(ex.what()) +
+           "): no embedding plot.</p>\n";
+  }
+  return "<figure id=\"embedding\">" + svg_scatter(sc) +
+         "<figcaption>The learned features of the test images projected on their "
+         "first two principal components, coloured by class: classes that form "
+         "their own clusters are the ones a kNN or linear classifier separates."
+         "</figcaption></figure>\n";
+}
+
+std::string pictures(const fs::path& dir) {
+  std::string out =
+      png_figure(dir / "preview-aug.png", "augmentation",
+                 "The run's augmentation: two views of the same 8 training images "
+                 "(top row: the query's view, bottom: the key's), as the encoder saw "
+                 "them, before normalisation.") +
+      png_figure(dir / "neighbours.png", "neighbours",
+                 "Nearest neighbours by the learned features: each row a test image "
+                 "(dark frame) and its 8 nearest training images (green frame: same "
+                 "class, red: another class).") +
+      embedding_figure(dir / "embedding.json");
+  return out.empty() ? "" : "<h2>Pictures</h2>\n<div id=\"pictures\">" + out + "</div>\n";
+}
+
 }  // namespace
 
 ReportResult write_report(const std::string& run_dir) {
@@ -159,10 +240,14 @@ ReportResult write_report(const std::string& run_dir) {
       "</title><style>body{font-family:sans-serif;margin:20px;background:#fafafa}"
       "pre{background:#fff;border:1px solid #ccc;padding:8px;font-size:12px;"
       "max-height:300px;overflow:auto}#charts svg{width:100%;height:auto}"
-      "#headline{font-size:18px;margin:8px 0 16px}</style></head><body><h1>moco "
+      "#headline{font-size:18px;margin:8px 0 16px;padding:10px 14px;"
+      "background:#e8f0fa;border-left:6px solid #1f77b4}"
+      "figure{margin:0 0 24px}figure img{max-width:100%;image-rendering:pixelated;"
+      "border:1px solid #ccc}#augmentation img{width:min(100%,960px)}figcaption{color:#444;font-size:14px;max-width:900px}"
+      "#embedding svg{max-width:100%;height:auto}</style></head><body><h1>moco "
       "run: " + escape_xml(run_dir) + "</h1>\n<p id=\"headline\">" + headline(m) +
       "</p>\n<div id=\"charts\">" + svg +
-      "</div>\n<h2>Configuration</h2><pre>" + escape_xml(config) +
+      "</div>\n" + pictures(dir) + "<h2>Configuration</h2><pre>" + escape_xml(config) +
       "</pre></body></html>\n";
   result.html = (dir / "report.html").string();
   result.svg = (dir / "report.svg").string();

@@ -19,6 +19,7 @@ data::Splits open_labelled(const std::string& path, int64_t channels,
                            int64_t seed, const std::string& command) {
   auto splits = data::open_dataset(
       path, data::OpenOptions().channels(channels).max_image_pixels(max_image_pixels));
+  data::require_indexed(splits.train, command);
   if (val_split > 0) {
     data::hold_out_validation(splits, val_split, static_cast<uint64_t>(seed));
   }
@@ -28,26 +29,30 @@ data::Splits open_labelled(const std::string& path, int64_t channels,
 
 Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
                              const data::EvalTransform& transform,
-                             int64_t batch, const torch::Device& device,
+                             int64_t batch, int64_t workers, const torch::Device& device,
                              const std::string& amp) {
   torch::NoGradGuard no_grad;
   net->eval();
   Amp precision(amp, device);
-  const int64_t n = set.size();
-  double c1 = 0, c5 = 0;
-  for (int64_t i = 0; i < n; i += batch) {
-    auto idx = torch::arange(i, std::min(n, i + batch));
+  double c1 = 0, c5 = 0, n = 0;
+  data::EvalBatches batches(set, torch::arange(set.size()), transform, batch, workers);
+  while (auto b = batches.next()) {
     torch::Tensor logits;
     {
       auto guard = precision.autocast();
-      logits = net->forward(transform.load(set, idx).to(device));
+      logits = net->forward(b->images.to(device));
     }
-    auto acc = models::topk_accuracy(logits.to(torch::kFloat).cpu(),
-                                     set.labels.index_select(0, idx), {1, 5});
-    c1 += acc[0] * static_cast<double>(idx.size(0)) / 100.0;
-    c5 += acc[1] * static_cast<double>(idx.size(0)) / 100.0;
+    const auto ok = b->readable;
+    const auto labels = set.labels.slice(0, b->first, b->first + ok.size(0)).index({ok});
+    const double rows = static_cast<double>(labels.size(0));
+    if (rows == 0) continue;
+    auto acc = models::topk_accuracy(logits.to(torch::kFloat).cpu().index({ok}), labels, {1, 5});
+    c1 += acc[0] * rows / 100.0;
+    c5 += acc[1] * rows / 100.0;
+    n += rows;
   }
-  return {100.0 * c1 / static_cast<double>(n), 100.0 * c5 / static_cast<double>(n)};
+  TORCH_CHECK(n > 0, "no readable image to evaluate in ", set.description);
+  return {100.0 * c1 / n, 100.0 * c5 / n};
 }
 
 ClassifierSteps::ClassifierSteps(std::string name, int64_t epoch, int64_t epochs,

@@ -2,7 +2,7 @@
 // split through the evaluation transform, and the one-view training loader
 // (RandomResizedCrop + flip, main_lincls.py's training transform).
 //
-//   auto acc = evaluate_classifier(net, *splits.test, transform, 256, device);
+//   auto acc = evaluate_classifier(net, *splits.test, transform, 256, workers, device);
 //   auto loader = classification_loader(train_set, transform, 256, workers, seed, device);
 #pragma once
 
@@ -31,9 +31,11 @@ data::Splits open_labelled(const std::string& path, int64_t channels,
                            int64_t seed, const std::string& command);
 
 // In eval mode, without gradients; `amp` "bf16" evaluates under autocast.
+// `workers` threads decode ahead of the network; unreadable images (warned
+// about) are left out of the accuracy.
 Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
                              const data::EvalTransform& transform,
-                             int64_t batch, const torch::Device& device,
+                             int64_t batch, int64_t workers, const torch::Device& device,
                              const std::string& amp = "off");
 
 // A training step's loss checked (finite, or an error naming `lr_flags` to

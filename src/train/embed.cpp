@@ -45,6 +45,7 @@ int64_t run_embed(const EmbedOptions& o) {
                                        .max_image_pixels(o.max_image_pixels()));
   TORCH_CHECK(o.split() == "train" || splits.test, "--split test: ", o.data(),
               " has no test split");
+  data::require_indexed(splits.train, "embed");
   const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
   const auto b = load_backbone(o.pretrained());
   check_channels(b, set, o.data());
@@ -60,7 +61,11 @@ int64_t run_embed(const EmbedOptions& o) {
         return o.head() ? net->forward(x) : net->forward_features(x);
       },
       set, torch::Tensor(), transform,
-      FeatureOptions().batch(o.batch_size()).device(device).l2_normalise(false));
+      FeatureOptions()
+          .batch(o.batch_size())
+          .workers(resolve_workers(o.workers()))
+          .device(device)
+          .l2_normalise(false));
   io::write_npy(o.output(), f.values);
   std::string list_path = o.output();
   if (fs::path(list_path).extension() == ".npy") {

@@ -241,8 +241,8 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   if (o.evaluate()) {
     TORCH_CHECK(!o.resume().empty(), "-e evaluates a fine-tuned classifier: ",
                 "give it as --resume CKPT");
-    const auto acc = evaluate_classifier(m.net, val_set, transform,
-                                         o.batch_size(), device, amp.mode());
+    const auto acc = evaluate_classifier(m.net, val_set, transform, o.batch_size(),
+                                         resolve_workers(o.workers()), device, amp.mode());
     log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
     result.acc1 = result.best_acc1 = acc.top1;
     result.acc5 = acc.top5;
@@ -287,7 +287,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     const auto t0 = Clock::now();
     const auto stats = train_epoch(m, *loader, amp, o, epoch, o.lr() * scale, device);
     const auto acc = evaluate_classifier(m.net, val_set, transform, o.batch_size(),
-                                         device, amp.mode());
+                                         resolve_workers(o.workers()), device, amp.mode());
     const bool is_best = acc.top1 > m.best_acc1;
     m.best_acc1 = std::max(m.best_acc1, acc.top1);
     result.acc1 = acc.top1;

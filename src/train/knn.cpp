@@ -64,16 +64,13 @@ Features extract_features(const Encoder& encode, const data::ImageSet& set,
                           const FeatureOptions& options) {
   torch::NoGradGuard no_grad;
   auto idx = indices.defined() ? indices : torch::arange(set.size());
-  const int64_t n = idx.size(0), batch = options.batch();
   std::vector<torch::Tensor> out, ok;
-  for (int64_t i = 0; i < n; i += batch) {
-    torch::Tensor batch_ok;
-    auto x = transform.load(set, idx.slice(0, i, std::min(n, i + batch)),
-                            &batch_ok);
-    auto f = encode(x.to(options.device())).to(torch::kFloat32);
+  data::EvalBatches batches(set, idx, transform, options.batch(), options.workers());
+  while (auto b = batches.next()) {
+    auto f = encode(b->images.to(options.device())).to(torch::kFloat32);
     if (options.l2_normalise()) f = F::normalize(f, F::NormalizeFuncOptions().dim(1));
-    out.push_back(f.cpu().masked_fill_(batch_ok.logical_not().unsqueeze(1), 0));
-    ok.push_back(batch_ok);
+    out.push_back(f.cpu().masked_fill_(b->readable.logical_not().unsqueeze(1), 0));
+    ok.push_back(b->readable);
   }
   return {torch::cat(out), torch::cat(ok)};
 }
@@ -81,10 +78,11 @@ Features extract_features(const Encoder& encode, const data::ImageSet& set,
 KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
                     const data::ImageSet& test_set,
                     const data::EvalTransform& transform,
-                    const KnnOptions& o, const torch::Device& device) {
+                    const KnnOptions& o, const torch::Device& device,
+                    KnnFeatures* kept) {
   auto bank_idx = data::subset_indices(bank_set.size(), o.bank());
   auto test_idx = data::subset_indices(test_set.size(), o.test());
-  const auto fo = FeatureOptions().batch(o.batch()).device(device);
+  const auto fo = FeatureOptions().batch(o.batch()).workers(o.workers()).device(device);
   const auto bank = extract_features(encode, bank_set, bank_idx, transform, fo);
   const auto test = extract_features(encode, test_set, test_idx, transform, fo);
   // Unreadable image files (warned about) are left out of both.
@@ -93,8 +91,13 @@ KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
   auto test_labels =
       test_set.labels.index_select(0, test_idx).index({test.readable});
   const int64_t classes = std::max(bank_set.num_classes, test_set.num_classes);
-  return knn_evaluate(bank.values.index({bank.readable}), bank_labels,
-                      test.values.index({test.readable}), test_labels, classes,
+  auto bank_values = bank.values.index({bank.readable});
+  auto test_values = test.values.index({test.readable});
+  if (kept != nullptr) {
+    *kept = {bank_values, test_values, bank_idx.index({bank.readable}),
+             test_idx.index({test.readable}), bank_labels, test_labels};
+  }
+  return knn_evaluate(bank_values, bank_labels, test_values, test_labels, classes,
                       std::min<int64_t>(o.k(), bank_labels.size(0)), o.t());
 }
 
@@ -124,7 +127,8 @@ KnnResult run_knn(const KnnCommandOptions& o) {
                          .t(o.knn_t())
                          .bank(o.knn_bank())
                          .test(o.knn_test())
-                         .batch(o.batch_size()),
+                         .batch(o.batch_size())
+                         .workers(resolve_workers(o.workers())),
                      device);
   log_info(fmt::format(
       "knn: top-1 {:.2f}% top-5 {:.2f}% (k={}, t={}, bank {} of {}, test {} "

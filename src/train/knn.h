@@ -34,6 +34,7 @@ struct KnnOptions {
   // Images per forward pass. 512 keeps the monitor's activations below the
   // training step's on 28-32 px images and ResNet-18.
   TORCH_ARG(int64_t, batch) = 512;
+  TORCH_ARG(int64_t, workers) = 0;  // decoding threads (image files)
 };
 
 // Class scores B x classes for normalised features B x D against a bank
@@ -57,6 +58,7 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
 
 struct FeatureOptions {
   TORCH_ARG(int64_t, batch) = 512;
+  TORCH_ARG(int64_t, workers) = 0;  // decoding threads (image files)
   TORCH_ARG(torch::Device, device) = torch::kCPU;
   TORCH_ARG(bool, l2_normalise) = true;
 };
@@ -74,13 +76,22 @@ Features extract_features(const Encoder& encode, const data::ImageSet& set,
                           const data::EvalTransform& transform,
                           const FeatureOptions& options);
 
+// What knn_score scored, for pictures of it: rows of readable images only,
+// with their indices into the bank and test sets.
+struct KnnFeatures {
+  torch::Tensor bank, test;                // L2-normalised, N x D
+  torch::Tensor bank_index, test_index;    // int64 N
+  torch::Tensor bank_labels, test_labels;  // int64 N
+};
+
 // The classifier end to end: features of options.bank() training and
 // options.test() test images (evenly spaced), unreadable files left out, k
-// capped at the bank's size.
+// capped at the bank's size. `kept` receives the features when given.
 KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
                     const data::ImageSet& test_set,
                     const data::EvalTransform& transform,
-                    const KnnOptions& options, const torch::Device& device);
+                    const KnnOptions& options, const torch::Device& device,
+                    KnnFeatures* kept = nullptr);
 
 // The pixels themselves as features (flattened), for the raw-pixel
 // reference the monitor prints beside the encoder's.

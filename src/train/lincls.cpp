@@ -187,7 +187,8 @@ LinclsResult run_lincls(const LinclsOptions& o) {
 
   LinclsResult result;
   if (o.evaluate()) {
-    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(), device);
+    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(),
+                                         resolve_workers(o.workers()), device);
     log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
     result.acc1 = result.best_acc1 = acc.top1;
     result.acc5 = acc.top5;
@@ -212,7 +213,8 @@ LinclsResult run_lincls(const LinclsOptions& o) {
     c.sgd->set_lr(lr);
     const auto t0 = Clock::now();
     const double loss = train_epoch(c, *loader, o, epoch, lr, device);
-    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(), device);
+    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(),
+                                         resolve_workers(o.workers()), device);
     const bool is_best = acc.top1 > c.best_acc1;
     c.best_acc1 = std::max(c.best_acc1, acc.top1);
     result.acc1 = acc.top1;

@@ -48,6 +48,7 @@ void bind(Arg& a, Command c, Member m) {
     case C::bench_data: bind_one<BenchDataOptions>(a, m); break;
     case C::sweep: bind_one<SweepOptions>(a, m); break;
     case C::preview_aug: bind_one<PreviewAugOptions>(a, m); break;
+    case C::shard: bind_one<ShardOptions>(a, m); break;
   }
 }
 
@@ -79,17 +80,25 @@ std::vector<Arg> make_table() {
   // ---- Data and the machine (several commands) ----------------------------
   add(arg("data,--data", MOCO_MEMBER(data),
           {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
-           C::preview_aug},
+           C::preview_aug, C::shard},
           "dataset: a folder of images (DIR/train/<class>/..., DIR/<class>/..., "
           "or unlabelled, searched recursively; .jpg .jpeg .png), a text file "
-          "listing image paths (optional label after each), or IDX "
-          "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries")
+          "listing image paths (optional label after each), IDX "
+          "(MNIST/Fashion-MNIST), CIFAR-10/100 or STL-10 binaries, or tar "
+          "shards (pretrain, bench-data: 'train-{000000..000146}.tar', a "
+          "folder of .tar files, or a text file listing them)")
           .required_for({C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
-                         C::preview_aug}));
+                         C::preview_aug, C::shard}));
+  add(arg("out", MOCO_MEMBER(output), {C::shard},
+          "folder for the shards (created; shards already there are not "
+          "overwritten)")
+          .required_for({C::shard}));
+  add(arg("--shard-size", MOCO_MEMBER(shard_size), {C::shard},
+          "samples a shard (10000), or bytes with a unit (256MB, 1GB)"));
   add(arg("-j,--workers", MOCO_MEMBER(workers),
-          {C::pretrain, C::lincls, C::finetune, C::bench_data},
+          {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data},
           "data loading threads (-1: one per core beyond the first, at least "
-          "1; bench-data: all cores)")
+          "1; bench-data: all cores; knn, embed: decoding ahead of the network)")
           .check({at_least(-1), at_most(thread_cap(), thread_cap_why())})
           .persist_as(Persist::record));
   add(arg("--threads", MOCO_MEMBER(threads),
@@ -102,13 +111,13 @@ std::vector<Arg> make_table() {
           .persist_as(Persist::record));
   add(arg("--channels", MOCO_MEMBER(channels),
           {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
-           C::preview_aug},
+           C::preview_aug, C::shard},
           "1 (greyscale) or 3 (RGB) input channels; 0: the data's own (image "
           "files: 3)")
           .check({one_of({"0", "1", "3"})}));
   add(arg("--max-image-pixels", MOCO_MEMBER(max_image_pixels),
           {C::pretrain, C::lincls, C::finetune, C::knn, C::embed, C::bench_data,
-           C::preview_aug},
+           C::preview_aug, C::shard},
           "image files with more pixels are skipped as unreadable (PIL's "
           "decompression-bomb limit; 0: no limit)")
           .check({non_negative()}));
@@ -235,9 +244,13 @@ std::vector<Arg> make_table() {
           "224)")
           .check({non_negative()}));
   add(arg("--strict-data", MOCO_MEMBER(strict_data), {C::pretrain},
-          "an unreadable image file stops the run (default: skip it with a "
-          "warning)")
+          "an unreadable image file (or tar member, or truncated shard) stops "
+          "the run (default: skip it with a warning)")
           .style_as(Style::flag));
+  add(arg("--shuffle-buffer", MOCO_MEMBER(shuffle_buffer), {C::pretrain, C::bench_data},
+          "tar shards: samples each loader worker holds and draws from at "
+          "random (1: shard order only)")
+          .check({positive()}));
   add(arg("--amp", MOCO_MEMBER(amp), {C::pretrain, C::finetune},
           "mixed precision: off | bf16 | fp16 | auto (autocast for the "
           "encoders; loss, softmax, queue and momentum update stay fp32; fp16 "
@@ -354,7 +367,7 @@ std::vector<Arg> make_table() {
           "the labelled images to train on, as another run's labels.txt"));
 
   // ---- embed ----------------------------------------------------------------------
-  add(arg("--split", MOCO_MEMBER(split), {C::embed}, "train | test")
+  add(arg("--split", MOCO_MEMBER(split), {C::embed, C::shard}, "train | test")
           .check({one_of({"train", "test"})}));
   add(arg("--head", MOCO_MEMBER(head), {C::embed},
           "the projection head's output instead of the backbone's")
@@ -449,6 +462,7 @@ const char* command_name(Command c) {
     case C::bench_data: return "bench-data";
     case C::sweep: return "sweep";
     case C::preview_aug: return "preview-aug";
+    case C::shard: return "shard";
   }
   return "?";
 }

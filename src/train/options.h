@@ -73,6 +73,7 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
+  TORCH_ARG(int64_t, shuffle_buffer) = 1000;  // tar shards: samples per worker's buffer
   // Distributed (official names; see dist/environment.h).
   TORCH_ARG(std::string, dist_url) = "";
   TORCH_ARG(std::string, dist_backend) = "gloo";
@@ -172,6 +173,7 @@ struct KnnCommandOptions {
   TORCH_ARG(int64_t, knn_test) = 0;  // test images scored; 0: all
   TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
   TORCH_ARG(int64_t, seed) = 0;      // of --val-split
+  TORCH_ARG(int64_t, workers) = -1;  // decoding threads
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
@@ -185,6 +187,7 @@ struct EmbedOptions {
   TORCH_ARG(std::string, split) = "train";  // train | test
   TORCH_ARG(bool, head) = false;  // the projection head's output instead
   TORCH_ARG(int64_t, batch_size) = 256;
+  TORCH_ARG(int64_t, workers) = -1;  // decoding threads
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
   TORCH_ARG(int64_t, channels) = 0;
@@ -214,8 +217,20 @@ struct PreviewAugOptions {
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
 };
 
+// `moco shard SRC OUT`: any dataset moco reads as WebDataset tar shards.
+struct ShardOptions {
+  TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(std::string, output) = "";
+  // Samples a shard ("10000"), or bytes with a unit ("256MB", "1GB").
+  TORCH_ARG(std::string, shard_size) = "10000";
+  TORCH_ARG(std::string, split) = "train";  // train | test
+  TORCH_ARG(int64_t, channels) = 0;
+  TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
+};
+
 struct BenchDataOptions {
   TORCH_ARG(std::string, data) = "";
+  TORCH_ARG(int64_t, shuffle_buffer) = 1000;
   TORCH_ARG(int64_t, workers) = -1;  // -1: all cores
   TORCH_ARG(int64_t, batch_size) = 64;
   TORCH_ARG(int64_t, crop_size) = 224;
@@ -242,7 +257,7 @@ struct SweepOptions {
 
 enum class Command {
   pretrain, lincls, finetune, knn, embed, export_, report, bench_data, sweep,
-  preview_aug
+  preview_aug, shard
 };
 const char* command_name(Command c);
 
@@ -263,7 +278,8 @@ using AllFields = std::tuple<
     std::optional<args::Field<ReportOptions>>,
     std::optional<args::Field<BenchDataOptions>>,
     std::optional<args::Field<SweepOptions>>,
-    std::optional<args::Field<PreviewAugOptions>>>;
+    std::optional<args::Field<PreviewAugOptions>>,
+    std::optional<args::Field<ShardOptions>>>;
 
 struct Arg {
   std::string names;  // CLI11 spelling: "-b,--batch-size", "data,--data"

@@ -13,7 +13,9 @@
 #include "core/signals.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/image_decode.h"
 #include "data/loader.h"
+#include "data/preview.h"
 #include "dist/communicator.h"
 #include "dist/gradient_reducer.h"
 #include "io/checkpoint.h"
@@ -21,6 +23,7 @@
 #include "train/amp.h"
 #include "train/backbone.h"
 #include "train/knn.h"
+#include "train/pictures.h"
 #include "train/runtime.h"
 #include "train/step.h"
 
@@ -355,7 +358,7 @@ struct Session {
   std::unique_ptr<Sgd> sgd;
   std::unique_ptr<Amp> amp;
   std::unique_ptr<dist::GradientReducer> reducer;
-  std::unique_ptr<data::TwoViewLoader> loader;
+  std::unique_ptr<data::BatchSource> loader;
   std::unique_ptr<OutputLock> lock;  // rank 0's hold on --output
   io::MetricsWriter metrics;
   std::string ckpt_path;
@@ -414,13 +417,18 @@ void wire_ranks(Session& s) {
       comm, s.model->encoder_q->parameters());
 }
 
-std::unique_ptr<data::TwoViewLoader> make_loader(const Session& s) {
+data::AugmentOptions run_augment(const Session& s) {
   const auto& o = s.o();
   auto augment = o.aug_plus() ? data::moco_v2_augment(o.crop_size())
                               : data::moco_v1_augment(o.crop_size());
   if (!o.blur()) augment.blur_p(0.0);
-  augment.mean(s.plan.eval.mean).std(s.plan.eval.std);
-  return std::make_unique<data::TwoViewLoader>(
+  return augment.mean(s.plan.eval.mean).std(s.plan.eval.std);
+}
+
+std::unique_ptr<data::BatchSource> make_loader(const Session& s) {
+  const auto& o = s.o();
+  const auto augment = run_augment(s);
+  return data::make_batch_source(
       s.train_set, augment,
       data::LoaderOptions()
           .batch_size(s.plan.local_batch)
@@ -428,6 +436,7 @@ std::unique_ptr<data::TwoViewLoader> make_loader(const Session& s) {
           .seed(static_cast<uint64_t>(o.seed()))
           .pin_memory(s.plan.device.is_cuda())
           .strict(o.strict_data())
+          .shuffle_buffer(o.shuffle_buffer())
           .rank(s.plan.env.rank)
           .world_size(s.plan.env.world_size));
 }
@@ -499,7 +508,12 @@ Session start_session(const PretrainOptions& opts) {
 // ---- Monitoring -------------------------------------------------------------------
 
 KnnOptions monitor_knn_options(const PretrainOptions& o) {
-  return KnnOptions().k(o.knn_k()).t(o.knn_t()).bank(o.knn_bank()).test(o.knn_test());
+  return KnnOptions()
+      .k(o.knn_k())
+      .t(o.knn_t())
+      .bank(o.knn_bank())
+      .test(o.knn_test())
+      .workers(o.workers());
 }
 
 void log_knn(Session& s, const std::string& what, int64_t epoch,
@@ -513,19 +527,52 @@ void log_knn(Session& s, const std::string& what, int64_t epoch,
                                 r.seconds, features});
 }
 
+// Pictures are for looking at: one that fails is a warning, never the
+// run's end.
+template <typename F>
+void try_picture(const std::string& what, F&& make) {
+  try {
+    make();
+  } catch (const std::exception& e) {
+    log_warn("could not write ", what, ": ", e.what());
+  }
+}
+
+// OUTPUT/preview-aug.png: the run's own augmentation of a few images, for
+// the report (kept from the first start of a resumed run).
+void write_augmentation_preview(const Session& s) {
+  const auto path = (fs::path(s.o().output()) / "preview-aug.png").string();
+  // Shards are streamed: the picture would cost a pass over a shard.
+  if (!s.plan.root() || fs::exists(path) || s.train_set->streamed()) return;
+  try_picture(path, [&] {
+    const auto grid = data::augmentation_grid(*s.train_set, run_augment(s), 8,
+                                              static_cast<uint64_t>(s.o().seed()));
+    const auto png = data::encode_png(grid.data_ptr<uint8_t>(), grid.size(0),
+                                      grid.size(1), grid.size(2));
+    io::atomic_write(path, std::string(png.begin(), png.end()));
+  });
+}
+
 // The weighted kNN monitor on f_q's backbone features (rank 0 scores; the
-// others wait for it at their next collective). Returns top-1, or -1.
-std::pair<double, double> monitor(Session& s, int64_t epoch) {
+// others wait for it at their next collective). Returns top-1, or -1. The
+// last one also draws the nearest neighbours and the 2-D embedding.
+std::pair<double, double> monitor(Session& s, int64_t epoch, bool pictures = false) {
   if (!s.can_monitor() || !s.plan.root()) return {-1, -1};
   auto enc = s.model->encoder_q;
   const bool was_training = enc->is_training();
   enc->eval();
   const auto t0 = Clock::now();
+  KnnFeatures kept;
   auto r = knn_score([&](const torch::Tensor& x) { return enc->forward_features(x); },
                      s.bank_set(), *s.splits.test, s.plan.eval,
-                     monitor_knn_options(s.o()), s.plan.device);
+                     monitor_knn_options(s.o()), s.plan.device, &kept);
   r.seconds = seconds_since(t0);
   enc->train(was_training);
+  if (pictures) {
+    try_picture("the neighbour grid and embedding", [&] {
+      write_run_pictures(s.o().output(), s.bank_set(), *s.splits.test, s.plan.eval, kept);
+    });
+  }
   // Logged as epochs are (1-based: the kNN after epoch 1 is "epoch 1");
   // the record keeps the 0-based index of metrics.jsonl.
   log_knn(s, epoch < 0 ? "before training" : "after epoch " + std::to_string(epoch + 1),
@@ -750,6 +797,7 @@ void log_final(const PretrainResult& r) {
 PretrainResult run_pretrain(const PretrainOptions& options) {
   Session s = start_session(options);
   const auto& o = s.o();
+  write_augmentation_preview(s);
   PretrainResult result;
   if (o.knn_init() && s.start_epoch == 0) result.knn_init_top1 = monitor(s, -1).first;
   s.model->train();
@@ -761,7 +809,7 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
     log_info("the checkpoint has trained all ", o.epochs(),
              " epochs: nothing to train (raise --epochs to train longer)");
     result.checkpoint = o.resume();
-    std::tie(result.knn_top1, result.knn_top5) = monitor(s, o.epochs() - 1);
+    std::tie(result.knn_top1, result.knn_top5) = monitor(s, o.epochs() - 1, true);
     if (o.knn_pixels())
       result.knn_pixels_top1 = monitor_pixels(s, o.epochs() - 1);
   }
@@ -788,7 +836,7 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
     result.checkpoint = s.ckpt_path;
     const bool last = epoch + 1 == o.epochs() || stopped;
     if (last || (o.knn_freq() > 0 && (epoch + 1) % o.knn_freq() == 0)) {
-      std::tie(result.knn_top1, result.knn_top5) = monitor(s, epoch);
+      std::tie(result.knn_top1, result.knn_top5) = monitor(s, epoch, last);
     }
     if (last && o.knn_pixels()) result.knn_pixels_top1 = monitor_pixels(s, epoch);
   }

@@ -3,8 +3,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 #include "../support.h"
 #include "../data/image_fixtures.h"
+#include "data/image_decode.h"
+#include "data/preview.h"
+#include "data/dataset.h"
+#include "data/shards.h"
 #include "train/pretrain.h"
 
 namespace moco::cli {
@@ -53,6 +59,16 @@ TEST(Cli, UnknownOrMalformedFlagsFail) {
   EXPECT_NE(r2.out.find("--moco-k"), std::string::npos) << r2.out;
   auto r3 = moco("", dir);
   EXPECT_NE(r3.rc, 0);
+  auto r4 = moco("knn --log-format yaml", dir);
+  EXPECT_NE(r4.rc, 0);
+  EXPECT_NE(r4.out.find("--log-format: expected text or json, got 'yaml'"), std::string::npos)
+      << r4.out;
+  // In JSON mode the error is a JSON line too.
+  auto r5 = moco("pretrian --log-format=json", dir);
+  EXPECT_NE(r5.rc, 0);
+  const auto e = nlohmann::json::parse(r5.out);
+  EXPECT_EQ(e["level"], "error");
+  EXPECT_NE(e["message"].get<std::string>().find("did you mean pretrain"), std::string::npos);
 }
 
 TEST(Cli, OutOfRangeValuesExitNonZeroNamingTheFlag) {
@@ -95,13 +111,45 @@ TEST(Cli, TinyRunEndToEnd) {
   test::write_idx_dataset(dir, 64, 12, 4);
   auto r = moco("pretrain '" + dir.string() + "' --preset quick --width 8 "
                 "-b 16 --bn-splits 4 --moco-k 32 --epochs 1 --threads 1 "
-                "-j 1 --knn-bank 0 --knn-test 0 --output '" +
+                "-j 1 --knn-bank 0 --knn-test 0 --log-format json --output '" +
                     (dir / "run").string() + "'",
                 dir);
   EXPECT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find("final kNN top-1"), std::string::npos) << r.out;
-  EXPECT_TRUE(test::fs::exists(dir / "run" / "checkpoint.pth.tar"));
-  EXPECT_TRUE(test::fs::exists(dir / "run" / "metrics.jsonl"));
+  // --log-format json: every line one object with time, level and message.
+  std::istringstream lines(r.out);
+  int64_t n = 0;
+  bool final_line = false;
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);  // throws on a text line
+    EXPECT_GT(j.at("time").get<double>(), 1.7e9) << line;
+    EXPECT_TRUE(j.at("level") == "info" || j.at("level") == "warn") << line;
+    final_line |= j.at("message").get<std::string>().rfind("final kNN top-1", 0) == 0;
+    ++n;
+  }
+  EXPECT_GT(n, 5);
+  EXPECT_TRUE(final_line) << r.out;
+  const auto run = dir / "run";
+  EXPECT_TRUE(test::fs::exists(run / "checkpoint.pth.tar"));
+  EXPECT_TRUE(test::fs::exists(run / "metrics.jsonl"));
+  // The pictures of the run, shown by its report: the augmentation of 8
+  // images (two rows of 12 px views), the neighbour grid of 8 test images
+  // and their 8 neighbours (12 px enlarged 6x to 72, framed: 78 px boxes),
+  // the 2-D embedding of the 32 test images.
+  const auto aug = data::decode_image(data::read_file((run / "preview-aug.png").string()), "aug");
+  EXPECT_EQ(aug.height, 2 * 12 + data::kGridGap);
+  EXPECT_EQ(aug.width, 8 * 12 + 7 * data::kGridGap);
+  const auto nn = data::decode_image(data::read_file((run / "neighbours.png").string()), "nn");
+  EXPECT_EQ(nn.height, 8 * 78 + 7 * 4);
+  EXPECT_EQ(nn.width, 78 + 16 + 8 * 78 + 7 * 4);
+  const auto e = nlohmann::json::parse(test::read_text(run / "embedding.json"));
+  EXPECT_EQ(e["points"].size(), 32u);
+  EXPECT_EQ(e["classes"].size(), 4u);
+  auto report = moco("report '" + run.string() + "'", dir);
+  ASSERT_EQ(report.rc, 0) << report.out;
+  const auto html = test::read_text(run / "report.html");
+  for (const char* id : {"id=\"augmentation\"", "id=\"neighbours\"", "id=\"embedding\""}) {
+    EXPECT_NE(html.find(id), std::string::npos) << id;
+  }
 }
 
 TEST(Cli, MixedPrecisionChannelsLastRunTrainsAndResumes) {
@@ -586,6 +634,83 @@ TEST(Cli, LinclsWarnsWhenTheLossExplodesAndValSplitHoldsOutImages) {
            dir);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("(bank 12, test 4)"), std::string::npos) << r.out;
+}
+
+}  // namespace moco::cli
+
+namespace moco::cli {
+
+TEST(Cli, ShardsWrittenByMocoShardTrainAndResumeExactly) {
+  auto dir = test::scratch_dir("shards");
+  // Image files keep their bytes: a photo folder's JPEGs and PNGs, and the
+  // broken one is left out with a warning.
+  photo_folder(dir / "photos");
+  auto r = moco("shard '" + (dir / "photos").string() + "' '" + (dir / "ps").string() +
+                    "' --shard-size 4",
+                dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("wrote 16 samples (16 labelled, 1 unreadable skipped) in 4 shards"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find((dir / "ps" / "train-{000000..000003}.tar").string()), std::string::npos)
+      << r.out;
+  const auto photos = data::open_dataset((dir / "photos").string()).train;
+  std::map<std::string, std::vector<uint8_t>> originals;
+  for (const auto& f : photos.files) originals[f] = data::read_file(f);
+  int64_t same = 0;
+  for (const auto& e : fs::directory_iterator(dir / "ps")) {
+    data::ShardReader reader(e.path().string());
+    data::ShardSample s;
+    while (reader.next(s)) {
+      const auto& f = photos.files[static_cast<size_t>(std::stoll(s.key))];
+      EXPECT_EQ(s.image, originals[f]) << s.name() << " vs " << f;
+      EXPECT_EQ(s.label, photos.labels[std::stoll(s.key)].item<int64_t>());
+      same += s.image == originals[f];
+    }
+  }
+  EXPECT_EQ(same, 16);
+  // bench-data reads them back: every image decoded, labels with them.
+  r = moco("bench-data '" + (dir / "ps").string() + "' --crop-size 32 -b 4 -j 2", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("16 samples in 4 shards"), std::string::npos) << r.out;
+  // Evaluation commands pick images by index: refused, naming what works.
+  r = moco("knn '" + (dir / "ps").string() + "' --pretrained x.pth", dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("streamed, not indexed"), std::string::npos) << r.out;
+  r = moco("pretrain '" + (dir / "ps" / "train-{000003..000001}.tar").string() + "'", dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("counts down"), std::string::npos) << r.out;
+
+  // IDX images become PNG shards; pretraining streams them, and a run
+  // stopped mid-epoch (step 5 of 12) and resumed ends with the weights of an
+  // uninterrupted one.
+  fs::create_directories(dir / "idx");
+  test::write_idx_dataset(dir / "idx", 96, 12, 4);
+  r = moco("shard '" + (dir / "idx").string() + "' '" + (dir / "is").string() +
+               "' --shard-size 16",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const std::string shards = (dir / "is" / "train-{000000..000005}.tar").string();
+  std::string flags = std::string(kResumable) + "--shuffle-buffer 5 --epochs 3 ";
+  flags.replace(flags.find("-j 1"), 4, "-j 2");  // two workers, three shards each
+  r = moco("pretrain '" + shards + "'" + flags + "--max-steps 20 -o '" +
+               (dir / "whole").string() + "'",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("96 samples in 6 shards"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("12 steps/epoch"), std::string::npos) << r.out;
+  r = moco("pretrain '" + shards + "'" + flags + "--max-steps 17 -o '" +
+               (dir / "part").string() + "'",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  r = moco("pretrain --resume '" + (dir / "part" / "checkpoint.pth.tar").string() +
+               "' --max-steps 20 --threads 1 -j 2",
+           dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("at epoch 2, step 6 of 12"), std::string::npos) << r.out;
+  const auto a = weights_of((dir / "whole" / "checkpoint.pth.tar").string());
+  const auto b = weights_of((dir / "part" / "checkpoint.pth.tar").string());
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_TRUE(v.equal(b.at(k))) << k;
 }
 
 }  // namespace moco::cli
