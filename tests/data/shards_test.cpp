@@ -69,7 +69,8 @@ TEST(Shards, BracePatternsExpandAsWebDatasetWritesThem) {
             (std::vector<std::string>{"x-8.tar", "x-9.tar", "x-10.tar", "y-8.tar", "y-9.tar",
                                       "y-10.tar"}));
   EXPECT_EQ(expand_braces("plain.tar"), (std::vector<std::string>{"plain.tar"}));
-  for (const auto& [bad, why] : std::vector<std::pair<std::string, std::string>>{
+  // (Not a structured binding: clang's C++17 cannot capture one.)
+  for (const auto& bad_why : std::vector<std::pair<std::string, std::string>>{
            {"a-{1..}.tar", "range of whole numbers"},
            {"a-{3..1}.tar", "counts down"},
            {"a-{1..3.tar", "without '}'"},
@@ -77,6 +78,8 @@ TEST(Shards, BracePatternsExpandAsWebDatasetWritesThem) {
            {"a-{}.tar", "empty braces"},
            {"a-{{1..2}}.tar", "nested"},
            {"a-{0..99999999}.tar", "more than"}}) {
+    const std::string& bad = bad_why.first;
+    const std::string& why = bad_why.second;
     const auto msg = test::error_message([&] { expand_braces(bad); });
     EXPECT_NE(msg.find(why), std::string::npos) << bad << ": " << msg;
     EXPECT_NE(msg.find(bad), std::string::npos) << msg;
