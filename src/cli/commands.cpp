@@ -29,6 +29,7 @@
 #include "train/knn.h"
 #include "train/finetune.h"
 #include "train/lincls.h"
+#include "train/pictures.h"
 #include "train/pretrain.h"
 #include "train/sweep.h"
 
@@ -211,9 +212,7 @@ int preview_aug_main(const train::PreviewAugOptions& o) {
   auto augment = o.aug() == "v2" ? data::moco_v2_augment(crop) : data::moco_v1_augment(crop);
   const auto grid = data::augmentation_grid(splits.train, augment, o.images(),
                                             static_cast<uint64_t>(o.seed()));
-  const auto png = data::encode_png(grid.data_ptr<uint8_t>(), grid.size(0),
-                                    grid.size(1), grid.size(2));
-  io::atomic_write(o.output(), std::string(png.begin(), png.end()));
+  train::write_png(o.output(), grid);
   log_info("wrote ", o.output(), ": ", grid.size(1) / (crop + data::kGridGap) + 1,
            " images of ", splits.train.description, ", two ", o.aug(),
            " views each (crop ", crop, ")");
@@ -227,9 +226,7 @@ int shard_main(const train::ShardOptions& o) {
       data::open_dataset(o.data(), data::OpenOptions()
                                        .channels(o.channels())
                                        .max_image_pixels(o.max_image_pixels()));
-  TORCH_CHECK(o.split() == "train" || splits.test, "--split test: ", o.data(),
-              " has no test split");
-  const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
+  const data::ImageSet& set = data::split_named(splits, o.split(), o.data());
   log_info("shard: ", set.description, ": ", set.summary);
   const auto t0 = std::chrono::steady_clock::now();
   const auto r = data::write_dataset_shards(set, o.output(), o.split(), limit);

@@ -643,6 +643,12 @@ Splits open_any(const std::string& path, const OpenOptions& options) {
 
 }  // namespace
 
+const ImageSet& split_named(const Splits& splits, const std::string& split,
+                            const std::string& data) {
+  TORCH_CHECK(split == "train" || splits.test, "--split test: ", data, " has no test split");
+  return split == "train" ? splits.train : *splits.test;
+}
+
 void require_indexed(const ImageSet& set, const std::string& command) {
   TORCH_CHECK(!set.streamed(), "moco ", command, ": ", set.description,
               " are streamed, not indexed; ", command, " reads a folder, a list or a "

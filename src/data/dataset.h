@@ -107,6 +107,11 @@ Splits open_dataset(const std::string& path, const OpenOptions& options = {});
 void require_labels(const Splits& splits, const std::string& data,
                     const std::string& command);
 
+// The split `--split` names ("train" | "test"); an error naming `data`
+// when it has no test split.
+const ImageSet& split_named(const Splits& splits, const std::string& split,
+                            const std::string& data);
+
 // Stops with a message naming `command` when `set` is streamed tar shards:
 // the evaluation commands pick images by index.
 void require_indexed(const ImageSet& set, const std::string& command);

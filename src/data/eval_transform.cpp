@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -22,33 +23,29 @@ bool is_small(const ImageSet& set) {
 int64_t typical_image_side(const ImageSet& set, int64_t samples) {
   if (!set.on_disk()) return std::min(set.height(), set.width());
   std::vector<int64_t> sides;
+  // An unreadable image is left out here; the loader reports it.
+  auto add = [&](const std::function<std::vector<uint8_t>()>& bytes, const std::string& name) {
+    try {
+      const auto info = read_image_info(bytes(), name);
+      sides.push_back(std::min(info.height, info.width));
+    } catch (const std::exception&) {
+    }
+  };
   if (set.streamed()) {
     // The first samples of the first shards (reading on is what costs).
     for (const auto& shard : set.shards->shards) {
       ShardReader reader(shard.path);
       ShardSample s;
       while (static_cast<int64_t>(sides.size()) < samples && reader.next(s)) {
-        try {
-          const auto info = read_image_info(s.image, s.name());
-          sides.push_back(std::min(info.height, info.width));
-        } catch (const std::exception&) {
-          continue;
-        }
+        add([&] { return s.image; }, s.name());
       }
       if (static_cast<int64_t>(sides.size()) >= samples) break;
     }
-    if (sides.empty()) return 0;
-    std::nth_element(sides.begin(), sides.begin() + sides.size() / 2, sides.end());
-    return sides[sides.size() / 2];
-  }
-  const auto idx = subset_indices(set.size(), samples);
-  for (int64_t i = 0; i < idx.size(0); ++i) {
-    const auto& path = set.files[static_cast<size_t>(idx[i].item<int64_t>())];
-    try {
-      const auto info = read_image_info(read_file(path), path);
-      sides.push_back(std::min(info.height, info.width));
-    } catch (const std::exception&) {
-      continue;  // the loader reports unreadable files
+  } else {
+    const auto idx = subset_indices(set.size(), samples);
+    for (int64_t i = 0; i < idx.size(0); ++i) {
+      const auto& path = set.files[static_cast<size_t>(idx[i].item<int64_t>())];
+      add([&] { return read_file(path); }, path);
     }
   }
   if (sides.empty()) return 0;

@@ -231,8 +231,8 @@ bool ShardReader::read_member(Member& m, bool read_data) {
     m.ext = lower(name.substr(dot + 1));
     m.data.clear();
     damaged_key_ = m.key;  // until its data is through
-    const bool wanted = is_image_ext(m.ext) ? read_data
-                                            : (m.ext == "cls" || m.ext == "json") && read_data;
+    const bool wanted =
+        read_data && (is_image_ext(m.ext) || m.ext == "cls" || m.ext == "json");
     if (wanted) {
       const auto size = archive_entry_size(entry);
       m.data.resize(static_cast<size_t>(std::max<int64_t>(size, 0)));
@@ -279,9 +279,7 @@ bool ShardReader::next(ShardSample& s, bool read_data) {
     s.label = -1;
     s.label_error.clear();
     bool has_image = false, has_label = false;
-    int64_t members = 0;
     while (true) {
-      ++members;
       if (is_image_ext(m->ext) && !has_image) {
         has_image = true;
         s.image_ext = m->ext;

@@ -43,10 +43,8 @@ int64_t run_embed(const EmbedOptions& o) {
       data::open_dataset(o.data(), data::OpenOptions()
                                        .channels(o.channels())
                                        .max_image_pixels(o.max_image_pixels()));
-  TORCH_CHECK(o.split() == "train" || splits.test, "--split test: ", o.data(),
-              " has no test split");
+  const data::ImageSet& set = data::split_named(splits, o.split(), o.data());
   data::require_indexed(splits.train, "embed");
-  const data::ImageSet& set = o.split() == "train" ? splits.train : *splits.test;
   const auto b = load_backbone(o.pretrained());
   check_channels(b, set, o.data());
   auto net = o.head() ? make_encoder(b) : make_classifier(b, 1);

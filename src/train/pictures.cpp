@@ -142,17 +142,21 @@ nlohmann::json embedding_2d(const torch::Tensor& features,
   return out;
 }
 
+void write_png(const std::string& path, const torch::Tensor& hwc) {
+  const auto pixels = hwc.contiguous();
+  const auto png = data::encode_png(pixels.data_ptr<uint8_t>(), pixels.size(0),
+                                    pixels.size(1), pixels.size(2));
+  io::atomic_write(path, std::string(png.begin(), png.end()));
+}
+
 std::vector<std::string> write_run_pictures(const std::string& output,
                                             const data::ImageSet& bank_set,
                                             const data::ImageSet& test_set,
                                             const data::EvalTransform& transform,
                                             const KnnFeatures& f) {
   std::vector<std::string> written;
-  const auto grid = neighbour_grid(bank_set, test_set, transform, f);
-  const auto png = data::encode_png(grid.data_ptr<uint8_t>(), grid.size(0),
-                                    grid.size(1), grid.size(2));
   const auto grid_path = (fs::path(output) / "neighbours.png").string();
-  io::atomic_write(grid_path, std::string(png.begin(), png.end()));
+  write_png(grid_path, neighbour_grid(bank_set, test_set, transform, f));
   written.push_back(grid_path);
   if (f.test.size(0) >= 3) {
     const auto e = embedding_2d(f.test, f.test_labels, test_set.classes,

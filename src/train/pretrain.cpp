@@ -13,7 +13,6 @@
 #include "core/signals.h"
 #include "data/augment.h"
 #include "data/dataset.h"
-#include "data/image_decode.h"
 #include "data/loader.h"
 #include "data/preview.h"
 #include "dist/communicator.h"
@@ -545,11 +544,8 @@ void write_augmentation_preview(const Session& s) {
   // Shards are streamed: the picture would cost a pass over a shard.
   if (!s.plan.root() || fs::exists(path) || s.train_set->streamed()) return;
   try_picture(path, [&] {
-    const auto grid = data::augmentation_grid(*s.train_set, run_augment(s), 8,
-                                              static_cast<uint64_t>(s.o().seed()));
-    const auto png = data::encode_png(grid.data_ptr<uint8_t>(), grid.size(0),
-                                      grid.size(1), grid.size(2));
-    io::atomic_write(path, std::string(png.begin(), png.end()));
+    write_png(path, data::augmentation_grid(*s.train_set, run_augment(s), 8,
+                                            static_cast<uint64_t>(s.o().seed())));
   });
 }
 
