@@ -17,7 +17,10 @@
 #include <iostream>
 #include <optional>
 
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+// From CMake, when the LibTorch found is a CUDA build: a CPU LibTorch
+// (Debian's) ships c10/cuda headers that do not compile, and a CUDA toolkit
+// on the machine does not make LibTorch a CUDA build.
+#ifdef MOCO_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #define MOCO_BENCH_CUDA 1
 #endif

@@ -22,6 +22,7 @@
 #include "data/shards.h"
 #include "data/throughput.h"
 #include "io/checkpoint.h"
+#include "dist/communicator.h"
 #include "dist/launcher.h"
 #include "io/report.h"
 #include "train/embed.h"
@@ -519,6 +520,11 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "moco: %s\n", e.what());
     }
     return 128 + e.signal;
+  } catch (const dist::PeerLost& e) {
+    // Its own status: the launcher names the rank that failed first, not
+    // the ones that only lost it.
+    print_error(e.what_without_backtrace());
+    return dist::kPeerLostStatus;
   } catch (const c10::Error& e) {
     print_error(e.what_without_backtrace());
     return 1;

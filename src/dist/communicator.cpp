@@ -155,8 +155,8 @@ void Communicator::guarded(const char* op, const std::function<void()>& f) {
     std::string gone;
     const std::string host = this_host();
     // A peer's socket may close a moment before its process is gone: look
-    // for up to a second.
-    for (int tries = 0; tries < 10 && gone.empty(); ++tries) {
+    // for up to 3 s (a loaded machine reaps slowly; this is the failure path).
+    for (int tries = 0; tries < 30 && gone.empty(); ++tries) {
       for (size_t r = 0; r < peer_pids_.size(); ++r) {
         if (static_cast<int64_t>(r) == rank_ || peer_hosts_[r] != host) continue;
         if (process_gone(peer_pids_[r])) {
@@ -165,11 +165,12 @@ void Communicator::guarded(const char* op, const std::function<void()>& f) {
       }
       if (gone.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    TORCH_CHECK(false, "rank ", rank_, ": ", op, " failed: ",
-                gone.empty() ? "a peer rank stopped answering or the "
-                               "--dist-timeout passed"
-                             : "rank " + gone + " is gone (its process exited)",
-                " (", why, ")");
+    throw PeerLost({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                   c10::str("rank ", rank_, ": ", op, " failed: ",
+                            gone.empty() ? "a peer rank stopped answering or the "
+                                           "--dist-timeout passed"
+                                         : "rank " + gone + " is gone (its process exited)",
+                            " (", why, ")"));
   }
 }
 

@@ -8,6 +8,7 @@
 //   comm->all_reduce_mean(grads);            // after backward
 #pragma once
 
+#include <c10/util/Exception.h>
 #include <torch/types.h>
 
 #include <chrono>
@@ -32,6 +33,17 @@ namespace moco::dist {
 std::vector<std::vector<size_t>> plan_buckets(
     const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& order,
     int64_t bucket_bytes);
+
+// A collective that failed because of another rank (it died, hung, or the
+// --dist-timeout passed): this rank's failure is a consequence, not a cause.
+// The binary exits with kPeerLostStatus for it, so that a launcher can tell
+// the rank that failed first from the ranks that only lost it.
+class PeerLost : public c10::Error {
+ public:
+  using c10::Error::Error;
+};
+// EX_TEMPFAIL of sysexits.h: the run may be resumed once the peer is back.
+constexpr int kPeerLostStatus = 75;
 
 // DDP's default bucket size.
 constexpr int64_t kBucketBytes = 25 << 20;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "dist/communicator.h"
 
 namespace moco::dist {
 
@@ -45,10 +46,143 @@ void on_signal(int sig) { g_signal = sig; }
 
 using Clock = std::chrono::steady_clock;
 
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGKILL: return "SIGKILL";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGTERM: return "SIGTERM";
+    default: return nullptr;
+  }
+}
+
 // Waits for the ranks. SIGINT/SIGTERM sent to the launcher go on to every
 // rank. When one rank fails, or one stays stopped (SIGSTOP, a debugger) for
 // --dist-timeout, the rest are killed after a short grace: the others would
-// only wait for it in their next collective.
+// only wait for it in their next collective. Every end is recorded, so that
+// the summary can name the rank that failed first for its own reason: the
+// first to *exit* is often a survivor whose collective saw the peer go.
+class Supervisor {
+ public:
+  Supervisor(std::vector<pid_t> pids, int64_t first_rank, double timeout_s)
+      : pids_(std::move(pids)),
+        first_rank_(first_rank),
+        timeout_(static_cast<int64_t>(1000 * std::min(timeout_s, 1e6))),
+        stopped_since_(pids_.size()),
+        hung_(pids_.size(), false),
+        killed_(pids_.size(), false) {}
+
+  int run() {
+    size_t alive = pids_.size();
+    while (alive > 0) {
+      forward_signal();
+      kill_the_hung();
+      if (Clock::now() >= kill_at_) kill_all();
+      int status = 0;
+      const pid_t done = ::waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
+      if (done == 0 || (done < 0 && errno == EINTR)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      if (done < 0) break;
+      if (reaped(done, status)) --alive;
+    }
+    if (forwarded_ != 0) return 128 + forwarded_;
+    const size_t cause = first_cause(ends_);
+    if (cause == ends_.size()) return 0;
+    log_warn(failure_summary(ends_));
+    return ends_[cause].status();
+  }
+
+ private:
+  int64_t rank_of(size_t i) const { return first_rank_ + static_cast<int64_t>(i); }
+
+  void stop_all(Clock::time_point when) {
+    stopping_ = true;
+    kill_at_ = std::min(kill_at_, when);
+  }
+
+  void forward_signal() {
+    if (g_signal == 0 || forwarded_ != 0) return;
+    forwarded_ = g_signal;
+    log_warn("received ", forwarded_ == SIGINT ? "SIGINT" : "SIGTERM",
+             ": passing it to the ranks");
+    for (pid_t p : pids_) {
+      if (p > 0) ::kill(p, forwarded_);
+    }
+    stop_all(Clock::now() + timeout_);
+  }
+
+  void kill_the_hung() {
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      if (pids_[i] > 0 && stopped_since_[i] &&
+          Clock::now() - *stopped_since_[i] > timeout_) {
+        log_warn("rank ", rank_of(i),
+                 " has been stopped for --dist-timeout; killing the ranks");
+        stopped_since_[i].reset();
+        hung_[i] = true;
+        stop_all(Clock::now());
+      }
+    }
+  }
+
+  void kill_all() {
+    for (size_t i = 0; i < pids_.size(); ++i) {
+      if (pids_[i] <= 0) continue;
+      ::kill(pids_[i], SIGKILL);
+      killed_[i] = true;
+    }
+  }
+
+  // Returns true when `pid` has ended (not only stopped or continued).
+  bool reaped(pid_t pid, int status) {
+    const auto at = std::find(pids_.begin(), pids_.end(), pid);
+    if (at == pids_.end()) return false;
+    const size_t i = static_cast<size_t>(at - pids_.begin());
+    if (WIFSTOPPED(status)) {
+      stopped_since_[i] = Clock::now();
+      return false;
+    }
+    if (WIFCONTINUED(status)) {
+      stopped_since_[i].reset();
+      return false;
+    }
+    pids_[i] = -1;
+    RankEnd end;
+    end.rank = rank_of(i);
+    end.signaled = WIFSIGNALED(status);
+    end.code = end.signaled ? WTERMSIG(status) : WEXITSTATUS(status);
+    end.killed_by_launcher = killed_[i];
+    end.hung = hung_[i];
+    ends_.push_back(end);
+    if (end.failed() && !stopping_) {
+      log_warn("rank ", end.rank, " ", end.describe(), "; stopping the other ranks");
+      // The others fail on their next collective and say so, and exit: the
+      // grace is only a backstop, long enough for a loaded machine.
+      stop_all(Clock::now() + std::chrono::seconds(5));
+    }
+    return true;
+  }
+
+  std::vector<pid_t> pids_;
+  int64_t first_rank_;
+  std::chrono::milliseconds timeout_;
+  std::vector<std::optional<Clock::time_point>> stopped_since_;
+  std::vector<bool> hung_, killed_;
+  std::vector<RankEnd> ends_;
+  bool stopping_ = false;
+  int forwarded_ = 0;
+  Clock::time_point kill_at_ = Clock::time_point::max();
+};
+
 int supervise(std::vector<pid_t> pids, int64_t first_rank, double timeout_s) {
   struct sigaction sa {
   }, old_int{}, old_term{};
@@ -59,83 +193,55 @@ int supervise(std::vector<pid_t> pids, int64_t first_rank, double timeout_s) {
   ::sigaction(SIGTERM, nullptr, &old_term);
   if (old_int.sa_handler != SIG_IGN) ::sigaction(SIGINT, &sa, nullptr);
   if (old_term.sa_handler != SIG_IGN) ::sigaction(SIGTERM, &sa, nullptr);
-  const auto grace = std::chrono::seconds(2);
-  const auto timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(1000 * std::min(timeout_s, 1e6)));
-  std::vector<std::optional<Clock::time_point>> stopped_since(pids.size());
-  int result = 0;
-  size_t alive = pids.size();
-  bool stopping = false, forwarded = false;
-  auto kill_at = Clock::time_point::max();
-  auto stop_all = [&](int code, Clock::time_point when) {
-    if (!stopping) result = code;
-    stopping = true;
-    kill_at = std::min(kill_at, when);
-  };
-  while (alive > 0) {
-    if (g_signal != 0 && !forwarded) {
-      forwarded = true;
-      log_warn("received ", g_signal == SIGINT ? "SIGINT" : "SIGTERM",
-               ": passing it to the ranks");
-      for (pid_t p : pids) {
-        if (p > 0) ::kill(p, g_signal);
-      }
-      stop_all(128 + g_signal, Clock::now() + timeout);
-    }
-    for (size_t i = 0; i < pids.size(); ++i) {
-      if (pids[i] > 0 && stopped_since[i] &&
-          Clock::now() - *stopped_since[i] > timeout) {
-        log_warn("rank ", first_rank + static_cast<int64_t>(i),
-                 " has been stopped for --dist-timeout; killing the ranks");
-        stopped_since[i].reset();
-        stop_all(1, Clock::now());
-      }
-    }
-    if (Clock::now() >= kill_at) {
-      for (pid_t p : pids) {
-        if (p > 0) ::kill(p, SIGKILL);
-      }
-    }
-    int status = 0;
-    const pid_t done = ::waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED);
-    if (done == 0 || (done < 0 && errno == EINTR)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      continue;
-    }
-    if (done < 0) break;
-    const auto at = std::find(pids.begin(), pids.end(), done);
-    if (at == pids.end()) continue;
-    const size_t i = static_cast<size_t>(at - pids.begin());
-    const int64_t rank = first_rank + static_cast<int64_t>(i);
-    if (WIFSTOPPED(status)) {
-      stopped_since[i] = Clock::now();
-      continue;
-    }
-    if (WIFCONTINUED(status)) {
-      stopped_since[i].reset();
-      continue;
-    }
-    pids[i] = -1;
-    --alive;
-    const int code =
-        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0 && !stopping) {
-      log_warn("rank ", rank, " exited with status ", code,
-               WIFSIGNALED(status)
-                   ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
-                   : "",
-               "; stopping the other ranks");
-      // The others fail on their next collective and say so; any still
-      // running after the grace is killed.
-      stop_all(code, Clock::now() + grace);
-    }
-  }
+  const int result = Supervisor(std::move(pids), first_rank, timeout_s).run();
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   return result;
 }
 
 }  // namespace
+
+bool RankEnd::own_failure() const {
+  if (hung) return true;
+  // SIGKILL always ends in a signal: a rank that exited did so itself, even
+  // when the launcher's kill found it a zombie.
+  if (signaled) return !killed_by_launcher;
+  return code != 0 && code != kPeerLostStatus;
+}
+
+std::string RankEnd::describe() const {
+  if (signaled) {
+    const char* name = signal_name(code);
+    return "killed by signal " + std::to_string(code) +
+           (name ? std::string(" (") + name + ")" : std::string()) +
+           (hung ? " (stopped for --dist-timeout)"
+                 : killed_by_launcher ? " (by the launcher)" : "");
+  }
+  return "exited with status " + std::to_string(code) +
+         (code == kPeerLostStatus ? " (lost a peer)" : "");
+}
+
+size_t first_cause(const std::vector<RankEnd>& ends) {
+  for (size_t i = 0; i < ends.size(); ++i) {
+    if (ends[i].own_failure()) return i;
+  }
+  for (size_t i = 0; i < ends.size(); ++i) {
+    if (ends[i].failed()) return i;
+  }
+  return ends.size();
+}
+
+std::string failure_summary(const std::vector<RankEnd>& ends) {
+  const size_t cause = first_cause(ends);
+  if (cause == ends.size()) return "every rank exited with status 0";
+  std::string all;
+  for (const auto& e : ends) {
+    all += (all.empty() ? "" : ", ") + ("rank " + std::to_string(e.rank) + " ") +
+           e.describe();
+  }
+  return "rank " + std::to_string(ends[cause].rank) + " failed first: " +
+         ends[cause].describe() + "; ranks ended (in this order): " + all;
+}
 
 int spawn_local(int argc, char** argv, int64_t nproc, const DistEnv& node,
                 double timeout_s) {

@@ -378,7 +378,7 @@ TEST(Cli, SignalsAreLoggedAndLeaveNoPartialFile) {
       --moco-k 32 --epochs 1000 --threads 1 -j 1 --knn-freq 0 --knn-bank 0 \
       --knn-test 0 --knn-init=false --knn-pixels=false --output "$out" > "$out.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.1; done
+    for _ in $(seq 1 3000); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.1; done
     sleep "$delay"
     kill -s "$sig" $pid
     wait $pid
@@ -517,7 +517,7 @@ TEST(Cli, InterruptedMidEpochThenResumedEqualsAnUninterruptedRun) {
     shift 3
     "$moco" pretrain "$data" "$@" --save-freq 3 -o "$out" > "$out.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.01; done
+    for _ in $(seq 1 30000); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.01; done
     kill -s INT $pid
     wait $pid
     echo "rc=$?"
@@ -557,7 +557,7 @@ TEST(Cli, ALiveRunLocksItsFolderAndAStaleLockIsTakenOver) {
     shift 3
     "$moco" pretrain "$data" "$@" --epochs 100000 -o "$out" > "$out.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 600); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.05; done
+    for _ in $(seq 1 6000); do [ -e "$out/checkpoint.pth.tar" ] && break; sleep 0.05; done
     "$moco" pretrain --resume "$out/checkpoint.pth.tar" --epochs 100000 > "$out.second.log" 2>&1
     echo "second rc=$?"
     kill -9 $pid

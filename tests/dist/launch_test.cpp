@@ -6,6 +6,8 @@
 #include <regex>
 
 #include "../support.h"
+#include "dist/communicator.h"
+#include "dist/launcher.h"
 
 namespace moco::dist {
 namespace {
@@ -89,17 +91,83 @@ double seconds_of(const std::string& out) {
   return std::regex_search(out, m, re) ? std::stod(m[1]) : 1e9;
 }
 
+// Rank 1 is killed; rank 0 sees it go in its next collective and exits,
+// often before the launcher has reaped rank 1. The summary names rank 1,
+// the cause, and its signal, whichever of the two ended first.
 TEST_F(Launch, AKilledRankStopsTheRunNamingIt) {
   const std::string script = std::string(MOCO_SOURCE_DIR) + "/tests/dist/fault.sh";
   auto r = sh("'" + script + "' '" + test::moco_binary() + "' " + data() + " '" +
                   dir_.string() + "' KILL 60",
               dir_);
   const auto log = test::read_text(dir_ / "log");
-  EXPECT_NE(r.out.find("launcher_rc="), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.find("launcher_rc=0"), std::string::npos) << r.out << log;
+  // The killed rank's status is the launcher's.
+  EXPECT_NE(r.out.find("launcher_rc=137"), std::string::npos) << r.out << log;
   EXPECT_LT(seconds_of(r.out), 30.0) << r.out;
-  EXPECT_NE(log.find("rank 1 exited"), std::string::npos) << log;
+  EXPECT_NE(r.out.find("ranks_left=0"), std::string::npos) << r.out;
+  std::smatch m;
+  const std::regex summary(
+      "rank 1 failed first: killed by signal 9 \\(SIGKILL\\); ranks ended "
+      "\\(in this order\\): ([^\\n]*)");
+  ASSERT_TRUE(std::regex_search(log, m, summary)) << log;
+  const std::string ends = m[1];
+  EXPECT_NE(ends.find("rank 1 killed by signal 9 (SIGKILL)"), std::string::npos) << ends;
+  EXPECT_NE(ends.find("rank 0 "), std::string::npos) << ends;
+  // Rank 0's own error names the rank that is gone.
+  EXPECT_NE(log.find("rank 0: "), std::string::npos) << log;
   EXPECT_NE(log.find("rank 1 is gone"), std::string::npos) << log;
+  EXPECT_EQ(log.find("rank 0 failed first"), std::string::npos) << log;
+}
+
+RankEnd exited(int64_t rank, int code) {
+  RankEnd e;
+  e.rank = rank;
+  e.code = code;
+  return e;
+}
+
+RankEnd killed(int64_t rank, int sig, bool by_launcher = false, bool hung = false) {
+  RankEnd e = exited(rank, sig);
+  e.signaled = true;
+  e.killed_by_launcher = by_launcher;
+  e.hung = hung;
+  return e;
+}
+
+// Which rank the summary names, case by case.
+TEST(LaunchSummary, TheCauseIsTheFirstRankThatFailedForItsOwnReason) {
+  // The survivor exits first, having lost its peer: the killed rank is named.
+  std::vector<RankEnd> ends = {exited(0, kPeerLostStatus), killed(1, 9)};
+  EXPECT_EQ(first_cause(ends), 1u);
+  EXPECT_EQ(failure_summary(ends),
+            "rank 1 failed first: killed by signal 9 (SIGKILL); ranks ended (in "
+            "this order): rank 0 exited with status 75 (lost a peer), rank 1 killed "
+            "by signal 9 (SIGKILL)");
+  // A rank that exited 1 on its own (bad data) before a segfault elsewhere.
+  ends = {exited(2, kPeerLostStatus), exited(1, 1), killed(0, 11)};
+  EXPECT_EQ(first_cause(ends), 1u);
+  EXPECT_EQ(ends[2].describe(), "killed by signal 11 (SIGSEGV)");
+  // Ranks the launcher killed after the grace are consequences.
+  ends = {killed(0, 9, true), exited(1, 3), exited(2, kPeerLostStatus)};
+  EXPECT_EQ(first_cause(ends), 1u);
+  EXPECT_EQ(ends[0].describe(), "killed by signal 9 (SIGKILL) (by the launcher)");
+  // A rank stopped for --dist-timeout is the cause though the launcher
+  // killed it, and the others' timeouts are not.
+  ends = {exited(0, kPeerLostStatus), killed(1, 9, true, true)};
+  EXPECT_EQ(first_cause(ends), 1u);
+  EXPECT_EQ(ends[1].describe(), "killed by signal 9 (SIGKILL) (stopped for --dist-timeout)");
+  // A rank that exited by itself is its own cause even when the launcher's
+  // SIGKILL found it a zombie.
+  RankEnd late = exited(1, 2);
+  late.killed_by_launcher = true;
+  ends = {exited(0, kPeerLostStatus), late};
+  EXPECT_EQ(first_cause(ends), 1u);
+  // Only lost peers (the cause was not seen): the first failure is named.
+  ends = {exited(0, 0), exited(1, kPeerLostStatus), exited(2, kPeerLostStatus)};
+  EXPECT_EQ(first_cause(ends), 1u);
+  // Nothing failed.
+  ends = {exited(0, 0), exited(1, 0)};
+  EXPECT_EQ(first_cause(ends), ends.size());
+  EXPECT_EQ(killed(0, 64).describe(), "killed by signal 64");
 }
 
 TEST_F(Launch, AHungRankTimesOut) {
@@ -136,7 +204,9 @@ TEST_F(Launch, RanksEndWithTheirLauncher) {
         << sig << r.out << log;
     EXPECT_EQ(r.out.find("launcher_rc=0"), std::string::npos)
         << sig << r.out << log;
-    EXPECT_LT(seconds_of(r.out), 10.0) << sig << r.out;
+    // The ranks finish their step and save first: a bound with margin for
+    // a loaded 2-core machine (it takes ~1 s idle).
+    EXPECT_LT(seconds_of(r.out), 30.0) << sig << r.out;
     if (std::string(sig) != "KILL") {
       EXPECT_NE(log.find("passing it to the ranks"), std::string::npos) << log;
     }

@@ -38,7 +38,7 @@ TEST(Sweep, AKilledSweepContinuesAndAnInterruptedPointResumes) {
   const auto first = out / "moco_m=0,seed=0" / "point.json";
   auto r = test::run_capture(
       sweep + " > '" + (dir / "first.log").string() + "' 2>&1 & pid=$!; "
-      "for i in $(seq 1 600); do [ -f '" + first.string() + "' ] && break; "
+      "for i in $(seq 1 6000); do [ -f '" + first.string() + "' ] && break; "
       "sleep 0.05; done; kill -9 $pid; wait $pid; echo killed=$?",
       dir);
   ASSERT_NE(r.out.find("killed=137"), std::string::npos) << r.out;
