@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
-scripts/setup.sh --tests >/dev/null   # the apt packages and the normal build
+# The apt packages and the normal build, on Debian's LibTorch.
+MOCO_TORCH=debian BUILD_DIR=build scripts/setup.sh --tests >/dev/null
 missing=()
 for p in clang libclang-rt-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -1,6 +1,7 @@
 // Helpers shared by the tests: scratch folders, fixtures written on the fly,
-// and running Python torch/torchvision (Debian's, /usr/bin/python3) as the
-// independent reference.
+// and running Python torch/torchvision as the independent reference: the
+// Python of the LibTorch built against (MOCO_TEST_PYTHON from CMake: Debian's
+// /usr/bin/python3 for Debian's LibTorch, the venv's for a wheel's).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -73,17 +74,25 @@ inline std::string read_text(const fs::path& p) {
                      std::istreambuf_iterator<char>());
 }
 
+// The reference Python, quoted for a shell command line.
+inline std::string python() { return "'" + std::string(MOCO_TEST_PYTHON) + "'"; }
+
+// torchrun of that Python's torch.
+inline std::string torchrun() {
+  return (fs::path(MOCO_TEST_PYTHON).parent_path() / "torchrun").string();
+}
+
 inline std::string python_script(const std::string& name) {
   return std::string(MOCO_SOURCE_DIR) + "/tests/python/" + name;
 }
 
-// Runs tests/python/NAME with args through /usr/bin/python3; fails the test
+// Runs tests/python/NAME with args through python(); fails the test
 // with the script's output if it exits non-zero.
 inline void run_python(const std::string& name, const std::string& args,
                        const fs::path& dir) {
   const auto log = (dir / (name + ".log")).string();
   const int rc = run_command(
-      "/usr/bin/python3 '" + python_script(name) + "' " + args, log);
+      python() + " '" + python_script(name) + "' " + args, log);
   ASSERT_EQ(rc, 0) << "python reference failed:\n" << read_text(log);
 }
 

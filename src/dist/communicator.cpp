@@ -64,7 +64,7 @@ std::string this_host() {
 }  // namespace
 
 Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store,
-                           c10::intrusive_ptr<c10d::ProcessGroup> pg,
+                           c10::intrusive_ptr<CollectiveBackend> pg,
                            int64_t rank, int64_t world_size)
     : store_(std::move(store)), pg_(std::move(pg)), rank_(rank),
       world_size_(world_size) {

@@ -10,6 +10,7 @@
 
 #include <c10/util/Exception.h>
 #include <torch/types.h>
+#include <torch/version.h>
 
 #include <chrono>
 #include <functional>
@@ -20,12 +21,24 @@
 #include "dist/environment.h"
 
 namespace c10d {
+#if TORCH_VERSION_MAJOR >= 2
+// Since 2.0 ProcessGroupGloo and ProcessGroupNCCL are Backends of a
+// ProcessGroup; a Backend alone has every collective moco calls.
+class Backend;
+#else
 class ProcessGroup;
+#endif
 class Store;
 class Work;
 }  // namespace c10d
 
 namespace moco::dist {
+
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveBackend = c10d::Backend;
+#else
+using CollectiveBackend = c10d::ProcessGroup;
+#endif
 
 // Groups tensors into buckets of about `bucket_bytes` (a new bucket also at
 // each change of dtype), in the order given: indices into `tensors`. The
@@ -82,7 +95,7 @@ class Communicator {
 
  private:
   Communicator(c10::intrusive_ptr<c10d::Store> store,
-               c10::intrusive_ptr<c10d::ProcessGroup> pg, int64_t rank,
+               c10::intrusive_ptr<CollectiveBackend> pg, int64_t rank,
                int64_t world_size);
   // Runs a collective; a failure (a peer died, a timeout) becomes one
   // c10::Error naming this rank, the operation and, when known, the rank
@@ -90,7 +103,7 @@ class Communicator {
   void guarded(const char* op, const std::function<void()>& f);
 
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  c10::intrusive_ptr<CollectiveBackend> pg_;
   int64_t rank_, world_size_;
   // Every rank's pid and host, read at start: after a failure the store
   // (served by rank 0) may be gone with the rank that failed.

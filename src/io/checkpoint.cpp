@@ -1,6 +1,9 @@
 #include "io/checkpoint.h"
 
 #include <fcntl.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 #include <torch/serialize.h>
 #include <unistd.h>
 
@@ -54,8 +57,65 @@ void atomic_write(const std::string& path, const std::string& data) {
   atomic_write(path, data.data(), data.size());
 }
 
+namespace {
+
+// Typed lists become lists of IValues: the Pickler writes an int, float,
+// bool or tensor list through torch.jit._pickle.build_intlist and the like,
+// more globals that torch.load(weights_only=True) refuses.
+c10::IValue plain(const c10::IValue& v) {
+  if (v.isIntList() || v.isDoubleList() || v.isBoolList() || v.isTensorList() ||
+      v.isList()) {
+    c10::impl::GenericList out(c10::AnyType::get());
+    for (const auto& e : v.toListRef()) out.push_back(plain(e));
+    return out;
+  }
+  if (v.isGenericDict()) {
+    const auto in = v.toGenericDict();
+    c10::impl::GenericDict out(in.keyType(), c10::AnyType::get());
+    for (const auto& kv : in) out.insert(kv.key(), plain(kv.value()));
+    return out;
+  }
+  if (v.isTuple()) {
+    std::vector<c10::IValue> items;
+    for (const auto& e : v.toTupleRef().elements()) items.push_back(plain(e));
+    return c10::ivalue::Tuple::create(std::move(items));
+  }
+  return v;
+}
+
+// torch::pickle_save, less the type tags: its Pickler wraps each dict and
+// list in torch.jit._pickle.restore_type_tag, a global that Python's
+// torch.load refuses by default since 2.6 (weights_only=True). Untagged,
+// the file holds only what torch.save's own pickles hold: dicts, lists,
+// strings, numbers and _rebuild_tensor_v2.
+std::vector<char> pickle_untagged(const c10::IValue& value) {
+  std::vector<char> pickle_data;
+  torch::jit::Pickler pickler(
+      [&](const char* buf, size_t size) {
+        pickle_data.insert(pickle_data.end(), buf, buf + size);
+      },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr,
+      /*memoized_class_types=*/nullptr, /*get_tensor_id=*/nullptr,
+      /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(plain(value));
+  pickler.stop();
+  std::vector<char> container;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t len) {
+    const char* b = static_cast<const char*>(bytes);
+    container.insert(container.end(), b, b + len);
+    return len;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle_data.data(), pickle_data.size(),
+                                     pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  return container;
+}
+
+}  // namespace
+
 void save_pickle(const std::string& path, const c10::IValue& value) {
-  const std::vector<char> bytes = torch::pickle_save(value);
+  const std::vector<char> bytes = pickle_untagged(value);
   atomic_write(path, bytes.data(), bytes.size());
 }
 

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "core/autocast.h"
+
 namespace moco::models {
 
 namespace F = torch::nn::functional;
@@ -62,14 +64,15 @@ void to_channels_last(torch::nn::Module& module) {
 }
 
 AutocastOff::AutocastOff()
-    : cpu_(at::autocast::is_cpu_enabled()), gpu_(at::autocast::is_enabled()) {
-  at::autocast::set_cpu_enabled(false);
-  at::autocast::set_enabled(false);
+    : cpu_(autocast::enabled(c10::DeviceType::CPU)),
+      gpu_(autocast::enabled(c10::DeviceType::CUDA)) {
+  autocast::set_enabled(c10::DeviceType::CPU, false);
+  autocast::set_enabled(c10::DeviceType::CUDA, false);
 }
 
 AutocastOff::~AutocastOff() {
-  at::autocast::set_cpu_enabled(cpu_);
-  at::autocast::set_enabled(gpu_);
+  autocast::set_enabled(c10::DeviceType::CPU, cpu_);
+  autocast::set_enabled(c10::DeviceType::CUDA, gpu_);
 }
 
 torch::Tensor MocoImpl::encode_keys(const torch::Tensor& im_k) {

@@ -1,6 +1,8 @@
 #include "train/amp.h"
 
 #include <ATen/autocast_mode.h>
+
+#include "core/autocast.h"
 #include <torch/torch.h>
 
 namespace moco::train {
@@ -62,17 +64,11 @@ void LossScaler::load(double scale, int64_t tracker) {
 AutocastGuard::AutocastGuard(bool cuda, c10::optional<at::ScalarType> dtype)
     : cuda_(cuda), on_(dtype.has_value()) {
   if (!on_) return;
-  if (cuda_) {
-    was_enabled_ = at::autocast::is_enabled();
-    was_dtype_ = at::autocast::get_autocast_gpu_dtype();
-    at::autocast::set_autocast_gpu_dtype(*dtype);
-    at::autocast::set_enabled(true);
-  } else {
-    was_enabled_ = at::autocast::is_cpu_enabled();
-    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_autocast_cpu_dtype(*dtype);
-    at::autocast::set_cpu_enabled(true);
-  }
+  const auto d = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  was_enabled_ = autocast::enabled(d);
+  was_dtype_ = autocast::dtype(d);
+  autocast::set_dtype(d, *dtype);
+  autocast::set_enabled(d, true);
 }
 
 AutocastGuard::AutocastGuard(AutocastGuard&& other) noexcept
@@ -85,13 +81,9 @@ AutocastGuard::AutocastGuard(AutocastGuard&& other) noexcept
 
 AutocastGuard::~AutocastGuard() {
   if (!on_) return;
-  if (cuda_) {
-    at::autocast::set_enabled(was_enabled_);
-    at::autocast::set_autocast_gpu_dtype(was_dtype_);
-  } else {
-    at::autocast::set_cpu_enabled(was_enabled_);
-    at::autocast::set_autocast_cpu_dtype(was_dtype_);
-  }
+  const auto d = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  autocast::set_enabled(d, was_enabled_);
+  autocast::set_dtype(d, was_dtype_);
   // The casts of the weights are cached for the scope: drop them, they are
   // stale after the optimizer step.
   if (!was_enabled_) at::autocast::clear_cache();

@@ -69,11 +69,11 @@ TEST_F(Launch, SyncBnRun) {
 }
 
 TEST_F(Launch, TorchrunNoPython) {
-  ASSERT_TRUE(fs::exists("/usr/bin/torchrun")) << "needs python3-torch's torchrun";
+  ASSERT_TRUE(fs::exists(test::torchrun())) << "needs torch's torchrun: " << test::torchrun();
   // Debian's torchrun 1.13 on Python 3.11 cannot parse its default
   // --redirects/--tee value "0" (Std.NONE is no longer iterable in a 3.11
   // IntFlag); "1" works, and our log goes to stderr anyway.
-  auto r = sh("/usr/bin/torchrun --no_python --nproc_per_node 2 --master_port " +
+  auto r = sh("'" + test::torchrun() + "' --no_python --nproc_per_node 2 --master_port " +
                   std::to_string(test::free_port()) + " "
               "--redirects 1 --tee 1 --log_dir '" + (dir_ / "torchrun-logs").string() + "' '" +
                   test::moco_binary() + "' pretrain " + data() + " --epochs 1" +

@@ -45,7 +45,7 @@ TEST(Tensorboard, MetricsBecomeScalarsAReaderDecodes) {
   }
   ASSERT_FALSE(file.empty());
   const auto out = (dir / "scalars.json").string();
-  ASSERT_EQ(test::run_command("/usr/bin/python3 '" +
+  ASSERT_EQ(test::run_command(test::python() + " '" +
                                   test::python_script("read_tfevents.py") + "' '" +
                                   file + "' '" + out + "'",
                               (dir / "py.log").string()),

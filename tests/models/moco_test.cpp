@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../support.h"
+#include "core/autocast.h"
 
 namespace moco::models {
 
@@ -264,13 +265,13 @@ TEST(MocoAmp, Bf16AutocastKeepsLossQueueAndKeysInFp32) {
   }
   torch::manual_seed(5);
   auto want = ref->forward(q, k);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(true);
+  moco::autocast::set_dtype(c10::DeviceType::CPU, at::kBFloat16);
+  moco::autocast::set_enabled(c10::DeviceType::CPU, true);
   torch::manual_seed(5);
   // Inside the encoders the convolutions run in bf16 ...
   EXPECT_EQ(m->encoder_q->forward_features(q).scalar_type(), torch::kBFloat16);
   auto out = m->forward(q, k);
-  at::autocast::set_cpu_enabled(false);
+  moco::autocast::set_enabled(c10::DeviceType::CPU, false);
   at::autocast::clear_cache();
   // ... the logits, loss and keys come out in fp32, close to the fp32 step.
   EXPECT_EQ(out.logits.scalar_type(), torch::kFloat32);

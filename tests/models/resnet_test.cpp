@@ -22,7 +22,7 @@ void check_against(const std::string& name, ResNetOptions opts) {
   static const auto dir = [] {
     auto d = test::suite_scratch_dir("tv-resnet");
     const auto log = (d / "py.log").string();
-    const int rc = test::run_command("/usr/bin/python3 '" +
+    const int rc = test::run_command(test::python() + " '" +
                                          test::python_script("tv_resnet.py") +
                                          "' '" + d.string() + "'",
                                      log);

@@ -1,10 +1,15 @@
 """Reads a `moco pretrain` checkpoint with Python's torch.load and checks the
-official main_moco.py layout. Usage: check_checkpoint.py CKPT ARCH [mlp]"""
+official main_moco.py layout. Usage: check_checkpoint.py CKPT ARCH [mlp]
+
+On torch 2.x it loads as a user's torch.load does by default since 2.6,
+weights_only=True (1.13's weights-only unpickler knows no float opcode, not
+even for torch.save's own files, so 1.13 loads it in full)."""
 import sys
 
 import torch
 
-ckpt = torch.load(sys.argv[1], map_location="cpu")
+SAFE = {"weights_only": True} if int(torch.__version__.split(".")[0]) >= 2 else {}
+ckpt = torch.load(sys.argv[1], map_location="cpu", **SAFE)
 arch = sys.argv[2]
 mlp = len(sys.argv) > 3 and sys.argv[3] == "mlp"
 assert isinstance(ckpt, dict), type(ckpt)

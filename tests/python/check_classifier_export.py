@@ -17,7 +17,7 @@ import torchvision
 
 arch, classes, pth, cifar, mean, std, logits_npy, acc1 = sys.argv[1:9]
 model = getattr(torchvision.models, arch)(num_classes=int(classes))
-model.load_state_dict(torch.load(pth), strict=True)
+model.load_state_dict(torch.load(pth, weights_only=True), strict=True)
 model.eval()
 rec = np.fromfile(cifar, dtype=np.uint8).reshape(-1, 1 + 3 * 32 * 32)
 labels = torch.from_numpy(rec[:, 0].astype(np.int64))

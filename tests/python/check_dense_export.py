@@ -22,7 +22,7 @@ import torchvision
 from torchvision.models import detection, segmentation
 
 pth, pkl = sys.argv[1:3]
-sd = torch.load(pth)
+sd = torch.load(pth, weights_only=True)
 torch.manual_seed(0)
 
 

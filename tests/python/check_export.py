@@ -21,14 +21,17 @@ import torch
 import torchvision
 
 arch, pth, st, feats, cifar, mean, std, ckpt = sys.argv[1:9]
-state = torch.load(ckpt)["state_dict"]
+# The checkpoint as torch.load loads it by default since 2.6 (weights_only);
+# 1.13's weights-only unpickler knows no float opcode, so it loads in full.
+SAFE = {"weights_only": True} if int(torch.__version__.split(".")[0]) >= 2 else {}
+state = torch.load(ckpt, **SAFE)["state_dict"]
 lincls_style = {k[len("module.encoder_q."):]: v for k, v in state.items()
                 if k.startswith("module.encoder_q") and
                 not k.startswith("module.encoder_q.fc")}
 msg = getattr(torchvision.models, arch)().load_state_dict(lincls_style, strict=False)
 assert set(msg.missing_keys) == {"fc.weight", "fc.bias"}, msg
 assert not msg.unexpected_keys, msg
-sd = torch.load(pth)
+sd = torch.load(pth, weights_only=True)
 model = getattr(torchvision.models, arch)()
 msg = model.load_state_dict(sd, strict=False)
 assert sorted(msg.missing_keys) == ["fc.bias", "fc.weight"], msg

@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 from moco_peer import MoCo, adjust_learning_rate  # noqa: E402
 
 cfg = json.load(open(sys.argv[1]))
-init = torch.load(sys.argv[2])
-batches = torch.load(sys.argv[3])
+init = torch.load(sys.argv[2], weights_only=True)
+batches = torch.load(sys.argv[3], weights_only=True)
 torch.set_num_threads(1)
 
 perms = iter([p for step in batches["perm"] for p in step])

@@ -7,7 +7,7 @@ import sys
 import torch
 import torchvision.transforms.functional as F
 
-inp = torch.load(sys.argv[1])
+inp = torch.load(sys.argv[1], weights_only=True)
 rgb, grey = inp["rgb"], inp["grey"]
 out = {
     "crop": F.resized_crop(rgb, 5, 7, 20, 30, [24, 24], antialias=False),

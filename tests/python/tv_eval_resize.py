@@ -8,7 +8,7 @@ import sys
 import torch
 import torchvision.transforms.functional as F
 
-inp = torch.load(sys.argv[1])
+inp = torch.load(sys.argv[1], weights_only=True)
 resize, size = int(sys.argv[3]), int(sys.argv[4])
 out = {}
 for name, img in inp.items():

@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "../support.h"
+#include "core/autocast.h"
 #include "train/amp.h"
 
 namespace moco::train {
@@ -50,16 +51,16 @@ TEST(Amp, AutocastScopeAndModes) {
   EXPECT_FALSE(off.scaling());
   {
     auto g = off.autocast();
-    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+    EXPECT_FALSE(moco::autocast::enabled(c10::DeviceType::CPU));
   }
   Amp bf16("bf16", torch::kCPU);
   {
     auto g = bf16.autocast();
-    EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    EXPECT_TRUE(moco::autocast::enabled(c10::DeviceType::CPU));
     auto w = torch::randn({4, 3}), x = torch::randn({2, 3});
     EXPECT_EQ(torch::nn::functional::linear(x, w).scalar_type(), torch::kBFloat16);
   }
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(moco::autocast::enabled(c10::DeviceType::CPU));
   // Without scaling the loss and the step pass through.
   auto loss = torch::tensor(2.0);
   EXPECT_TRUE(bf16.scale(loss).equal(loss));

@@ -49,7 +49,7 @@ TEST(Lincls, LinclsTrainsOnlyFcAndResumesAndEvaluates) {
                    "assert 'module.layer4.1.bn2.running_var' in sd\n"
                    "assert c['epoch'] == 6 and c['best_acc1'] > 0\n"
                    "assert c['optimizer']['param_groups'][0]['params'] == [0, 1]\n");
-  ASSERT_EQ(test::run_command("/usr/bin/python3 '" + (dir / "check.py").string() +
+  ASSERT_EQ(test::run_command(test::python() + " '" + (dir / "check.py").string() +
                                   "' '" + (dir / "lin" / "checkpoint.pth.tar").string() + "'",
                               (dir / "py.log").string()),
             0)
