@@ -28,7 +28,9 @@ case "${1:-}" in
     mkdir -p "$OUT" /opt/deps
     for d in deps/*.deb; do dpkg -x "$d" /opt/deps; done
     export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-    torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+    # The torch folder itself, as scripts/setup.sh --torch pip passes it, so
+    # that its lib/ is searched first (docs/builds.md).
+    torch_prefix=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv \
       | tee "$OUT/gpu.txt"
     cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -85,6 +85,15 @@ if [[ $torch == pip ]]; then
   # system's (where Debian's libtorch may be too).
   torch_root=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
   cmake_args+=(-DCMAKE_PREFIX_PATH="$torch_root" -DMOCO_PYTHON="$venv/bin/python")
+  if [[ $with_tests == ON ]]; then
+    # The libraries users read moco's files with, for the client tests.
+    clients=(tensorboard webdataset timm safetensors)
+    if ! "$venv/bin/python" -c "import $(IFS=,; echo "${clients[*]}")" 2>/dev/null; then
+      echo "setup: pip install ${clients[*]} into $venv" >&2
+      "$venv/bin/pip" install -q "${clients[@]}"
+    fi
+    cmake_args+=(-DMOCO_TEST_CLIENTS=ON)
+  fi
 fi
 
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \

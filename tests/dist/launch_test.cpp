@@ -1,4 +1,4 @@
-// Real processes: `moco pretrain --nproc-per-node 2`, Debian's torchrun
+// Real processes: `moco pretrain --nproc-per-node 2`, the reference Python's torchrun
 // --no-python, resuming on another number of ranks, a killed or hung rank,
 // and ranks started with different flags.
 #include <fmt/format.h>

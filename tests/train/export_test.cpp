@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "../support.h"
+#include "resnet50_export.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
 
@@ -18,39 +19,20 @@ constexpr auto moco = test::run_moco;
 
 TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
   auto dir = test::scratch_dir("export");
-  test::write_cifar(dir / "cifar", 40);
-  auto r = moco("pretrain '" + (dir / "cifar").string() +
-                    "' -a resnet50 --stem imagenet --max-steps 1" + kTinyRun + "'" +
-                    (dir / "run").string() + "'",
-                dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  const auto ckpt = (dir / "run" / "checkpoint.pth.tar").string();
-  const auto pth = (dir / "r50.pth").string();
-  const auto st = (dir / "r50.safetensors").string();
-  const auto npy = (dir / "feats.npy").string();
-  ASSERT_EQ(moco("export '" + ckpt + "' '" + pth + "'", dir).rc, 0);
-  r = moco("export '" + ckpt + "' '" + st + "' --format safetensors", dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
-  r = moco("embed '" + (dir / "cifar").string() + "' --pretrained '" + ckpt +
-               "' --split test -o '" + npy + "' --threads 2",
-           dir);
-  ASSERT_EQ(r.rc, 0) << r.out;
+  test::Resnet50Files f;
+  test::resnet50_export(dir, &f);
+  if (HasFatalFailure()) return;
+  const auto& ckpt = f.ckpt;
+  const auto& st = f.safetensors;
   const auto listing = test::read_text(dir / "feats.txt");
   EXPECT_EQ(std::count(listing.begin(), listing.end(), '\n'), 20);
   EXPECT_NE(listing.find("\t3\n"), std::string::npos) << listing;
-  auto splits = data::open_dataset((dir / "cifar").string());
-  auto [mean, std] = data::normalization(splits.train);
-  auto csv = [](const std::vector<double>& v) {
-    return fmt::format("{:.17g},{:.17g},{:.17g}", v[0], v[1], v[2]);
-  };
-  test::run_python("check_export.py",
-                   "resnet50 '" + pth + "' '" + st + "' '" + npy + "' '" +
-                       (dir / "cifar" / "test_batch.bin").string() + "' " +
-                       csv(mean) + " " + csv(std) + " '" + ckpt + "'",
+  test::run_python("check_export.py", "resnet50 '" + f.pth + "' '" + st + "' '" + f.features +
+                                          "' " + f.images_args + " '" + ckpt + "'",
                    dir);
   // The format follows the extension: .safetensors without --format is the
   // same file, .pkl is detectron2's.
-  r = moco("export '" + ckpt + "' '" + (dir / "auto.safetensors").string() + "'", dir);
+  auto r = moco("export '" + ckpt + "' '" + (dir / "auto.safetensors").string() + "'", dir);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_EQ(test::read_text(dir / "auto.safetensors"), test::read_text(st));
   const auto pkl = (dir / "r50.pkl").string();
@@ -58,7 +40,7 @@ TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("as detectron2"), std::string::npos) << r.out;
   // Detection and segmentation models take the export as their backbone.
-  test::run_python("check_dense_export.py", "'" + pth + "' '" + pkl + "'", dir);
+  test::run_python("check_dense_export.py", "'" + f.pth + "' '" + pkl + "'", dir);
 }
 
 TEST(Export, Detectron2NamesFollowTheOfficialConverter) {
