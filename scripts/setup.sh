@@ -59,7 +59,9 @@ fi
 
 cmake_args=()
 if [[ $torch == pip ]]; then
-  venv=${MOCO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/moco/venv-torch-$torch_version}
+  # Outside the checkout, so that a fresh clone (CI's) finds it again.
+  home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+  venv=${MOCO_VENV:-${XDG_CACHE_HOME:-$home/.cache}/moco/venv-torch-$torch_version}
   if [[ ! -x $venv/bin/python ]]; then
     echo "setup: creating $venv" >&2
     mkdir -p "$(dirname "$venv")"
