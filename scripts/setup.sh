@@ -22,7 +22,7 @@ while (($#)); do
 done
 source scripts/torch_choice.sh
 torch=$MOCO_TORCH
-# The GPU machine's versions (see docs/performance.md).
+# The GPU machine's versions (docs/builds.md).
 torch_version=2.11.0
 torchvision_version=0.26.0
 

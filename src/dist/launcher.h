@@ -39,8 +39,9 @@ struct RankEnd {
 size_t first_cause(const std::vector<RankEnd>& ends);
 
 // One line for a failed run: the cause, then every rank's end in order.
-//   "rank 1 failed first: killed by signal 9 (SIGKILL); ranks ended: rank 1
-//    killed by signal 9 (SIGKILL), rank 0 exited with status 75 (lost a peer)"
+//   "rank 1 failed first: killed by signal 9 (SIGKILL); ranks ended (in this
+//    order): rank 1 killed by signal 9 (SIGKILL), rank 0 exited with status
+//    75 (lost a peer)"
 std::string failure_summary(const std::vector<RankEnd>& ends);
 
 // `--nproc-per-node N`: starts N copies of this program (argv with the

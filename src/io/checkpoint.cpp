@@ -61,10 +61,10 @@ namespace {
 
 // Typed lists become lists of IValues: the Pickler writes an int, float,
 // bool or tensor list through torch.jit._pickle.build_intlist and the like,
-// more globals that torch.load(weights_only=True) refuses.
+// more globals that torch.load(weights_only=True) refuses. (isList() holds
+// for every list, typed or not.)
 c10::IValue plain(const c10::IValue& v) {
-  if (v.isIntList() || v.isDoubleList() || v.isBoolList() || v.isTensorList() ||
-      v.isList()) {
+  if (v.isList()) {
     c10::impl::GenericList out(c10::AnyType::get());
     for (const auto& e : v.toListRef()) out.push_back(plain(e));
     return out;

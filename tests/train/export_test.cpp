@@ -2,19 +2,14 @@
 // export, and embed's features equal torchvision's on the same images.
 #include "train/export.h"
 
-#include <fmt/format.h>
-
 #include "../support.h"
 #include "resnet50_export.h"
-#include "data/dataset.h"
-#include "data/eval_transform.h"
 
 namespace moco::train {
 namespace {
 
 namespace fs = test::fs;
 
-using test::kTinyRun;
 constexpr auto moco = test::run_moco;
 
 TEST(Export, ExportLoadsIntoTorchvisionAndEmbedEqualsItsFeatures) {
