@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <chrono>
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
   const double step_s = median(t_split);
   auto& model = split.model;
   nlohmann::json j = {{"impl", "moco-cpp"},
+                      {"torch", TORCH_VERSION},
                       {"device", device_name},
                       {"arch", arch},
                       {"stem", stem},
