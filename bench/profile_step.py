@@ -27,6 +27,8 @@ from run_speed import workload_args  # noqa: E402
 PEER_PROFILE = r"""
 import runpy, sys, torch
 out = sys.argv.pop(1)
+script = sys.argv.pop(1)
+sys.argv[0] = script
 steps = {"n": 0}
 orig = torch.optim.SGD.step
 prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
@@ -43,8 +45,7 @@ def step(self, *a, **k):
         prof.export_chrome_trace(out)
     return r
 torch.optim.SGD.step = step
-sys.argv[0] = sys.argv[0]
-runpy.run_path(sys.argv[0], run_name="__main__")
+runpy.run_path(script, run_name="__main__")
 """
 
 
