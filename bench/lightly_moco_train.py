@@ -44,7 +44,7 @@ from lightly.models.utils import (batch_shuffle, batch_unshuffle,
 from lightly.transforms.moco_transform import MoCoV2Transform
 from PIL import Image
 
-from moco_peer import adjust_learning_rate, knn_predict, load_idx, make_encoder
+from moco_peer import FashionMnist, adjust_learning_rate, make_encoder
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -74,16 +74,8 @@ if args.amp == "auto":
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
 
-x_train = load_idx(args.data, "train-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_train = load_idx(args.data, "train-labels-idx1-ubyte.gz", 8).long()
-x_test = load_idx(args.data, "t10k-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_test = load_idx(args.data, "t10k-labels-idx1-ubyte.gz", 8).long()
-if args.train_images:
-    x_train, y_train = x_train[:args.train_images], y_train[:args.train_images]
-# Per-channel statistics of 10k evenly spaced training images, as moco.
-every = torch.linspace(0, len(x_train) - 1, 10000).floor().long()
-sample = x_train[every].double() / 255
-mean, std = sample.mean().item(), sample.std().item()
+fm = FashionMnist(args.data, args.train_images)
+x_train, mean, std = fm.x_train, fm.mean, fm.std
 
 transform = MoCoV2Transform(input_size=28, gaussian_blur=0.0,
                             normalize={"mean": [mean], "std": [std]})
@@ -140,28 +132,13 @@ loader = torch.utils.data.DataLoader(
     num_workers=args.workers, persistent_workers=args.workers > 0)
 
 
-@torch.no_grad()
 def knn_top1():
     model.eval()
-    bank_idx = torch.linspace(0, len(x_train) - 1, args.knn_bank).floor().long()
-    test_idx = torch.linspace(0, len(x_test) - 1, args.knn_test).floor().long()
-
-    def encode(x):
-        out = []
-        for i in range(0, len(x), 512):
-            b = (x[i:i + 512].float().unsqueeze(1) / 255 - mean) / std
-            out.append(nn.functional.normalize(model.backbone(b), dim=1))
-        return torch.cat(out)
-
-    bank = encode(x_train[bank_idx]).t().contiguous()
-    bank_labels = y_train[bank_idx]
-    test = encode(x_test[test_idx])
-    correct = 0
-    for i in range(0, len(test), 512):
-        pred = knn_predict(test[i:i + 512], bank, bank_labels, 10, 200, 0.1)
-        correct += (pred[:, 0] == y_test[test_idx][i:i + 512]).sum().item()
+    top1 = fm.knn_top1(
+        lambda b: nn.functional.normalize(model.backbone(b), dim=1),
+        args.knn_bank, args.knn_test)
     model.train()
-    return 100.0 * correct / len(test)
+    return top1
 
 
 t_start = time.perf_counter()

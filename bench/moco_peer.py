@@ -201,3 +201,48 @@ def load_idx(data, name, offset):
     with gzip.open(os.path.join(data, name)) as f:
         raw = f.read()
     return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8)
+
+
+class FashionMnist:
+    """The Fashion-MNIST folder as moco reads it: uint8 images (N x 28 x 28)
+    and labels of both splits, the training split cut to `train_images`
+    when non-zero, and the per-channel mean and std of 10k evenly spaced
+    training images, as moco computes them."""
+
+    def __init__(self, data, train_images=0):
+        self.x_train = load_idx(data, "train-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
+        self.y_train = load_idx(data, "train-labels-idx1-ubyte.gz", 8).long()
+        self.x_test = load_idx(data, "t10k-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
+        self.y_test = load_idx(data, "t10k-labels-idx1-ubyte.gz", 8).long()
+        if train_images:
+            self.x_train = self.x_train[:train_images]
+            self.y_train = self.y_train[:train_images]
+        every = torch.linspace(0, len(self.x_train) - 1, 10000).floor().long()
+        sample = self.x_train[every].double() / 255
+        self.mean, self.std = sample.mean().item(), sample.std().item()
+
+    @torch.no_grad()
+    def knn_top1(self, features, bank_size, test_size, knn_k=200, knn_t=0.1):
+        """The weighted kNN top-1 (%) of `features` (a batch of normalised
+        images -> L2-normalised features) on `bank_size` evenly spaced
+        training images for `test_size` evenly spaced test images, the
+        images moco's kNN monitor takes."""
+        bank_idx = torch.linspace(0, len(self.x_train) - 1, bank_size).floor().long()
+        test_idx = torch.linspace(0, len(self.x_test) - 1, test_size).floor().long()
+
+        def encode(x):
+            out = []
+            for i in range(0, len(x), 512):
+                b = (x[i:i + 512].float().unsqueeze(1) / 255 - self.mean) / self.std
+                out.append(features(b))
+            return torch.cat(out)
+
+        bank = encode(self.x_train[bank_idx]).t().contiguous()
+        bank_labels = self.y_train[bank_idx]
+        test = encode(self.x_test[test_idx])
+        test_labels = self.y_test[test_idx]
+        correct = 0
+        for i in range(0, len(test), 512):
+            pred = knn_predict(test[i:i + 512], bank, bank_labels, 10, knn_k, knn_t)
+            correct += (pred[:, 0] == test_labels[i:i + 512]).sum().item()
+        return 100.0 * correct / len(test)

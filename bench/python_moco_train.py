@@ -20,7 +20,7 @@ import torch.nn as nn
 import torchvision.transforms as T
 from PIL import Image
 
-from moco_peer import MoCo, adjust_learning_rate, knn_predict, load_idx
+from moco_peer import FashionMnist, MoCo, adjust_learning_rate
 
 p = argparse.ArgumentParser()
 p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -52,16 +52,8 @@ torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
 
 
-x_train = load_idx(args.data, "train-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_train = load_idx(args.data, "train-labels-idx1-ubyte.gz", 8).long()
-x_test = load_idx(args.data, "t10k-images-idx3-ubyte.gz", 16).view(-1, 28, 28)
-y_test = load_idx(args.data, "t10k-labels-idx1-ubyte.gz", 8).long()
-if args.train_images:
-    x_train, y_train = x_train[:args.train_images], y_train[:args.train_images]
-# Per-channel statistics of 10k evenly spaced training images, as moco.
-every = torch.linspace(0, len(x_train) - 1, 10000).floor().long()
-sample = x_train[every].double() / 255
-mean, std = sample.mean().item(), sample.std().item()
+fm = FashionMnist(args.data, args.train_images)
+x_train, mean, std = fm.x_train, fm.mean, fm.std
 
 # main_moco.py's --aug-plus list without GaussianBlur (the CIFAR demo's).
 augment = T.Compose([
@@ -102,29 +94,12 @@ def features(x):
     return nn.functional.normalize(torch.flatten(net.avgpool(x), 1), dim=1)
 
 
-@torch.no_grad()
 def knn_top1():
     model.eval()
-    bank_idx = torch.linspace(0, len(x_train) - 1, args.knn_bank).floor().long()
-    test_idx = torch.linspace(0, len(x_test) - 1, args.knn_test).floor().long()
-
-    def encode(x):
-        out = []
-        for i in range(0, len(x), 512):
-            b = (x[i:i + 512].float().unsqueeze(1) / 255 - mean) / std
-            out.append(features(b))
-        return torch.cat(out)
-
-    bank = encode(x_train[bank_idx]).t().contiguous()
-    bank_labels = y_train[bank_idx]
-    test = encode(x_test[test_idx])
-    correct = 0
-    for i in range(0, len(test), 512):
-        pred = knn_predict(test[i:i + 512], bank, bank_labels, 10, args.knn_k,
-                           args.knn_t)
-        correct += (pred[:, 0] == y_test[test_idx][i:i + 512]).sum().item()
+    top1 = fm.knn_top1(features, args.knn_bank, args.knn_test, args.knn_k,
+                       args.knn_t)
     model.train()
-    return 100.0 * correct / len(test)
+    return top1
 
 
 t_start = time.perf_counter()
