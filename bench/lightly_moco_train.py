@@ -44,27 +44,12 @@ from lightly.models.utils import (batch_shuffle, batch_unshuffle,
 from lightly.transforms.moco_transform import MoCoV2Transform
 from PIL import Image
 
-from moco_peer import FashionMnist, adjust_learning_rate, make_encoder
+from moco_peer import (FashionMnist, adjust_learning_rate, make_encoder,
+                       recipe_arguments)
 
 p = argparse.ArgumentParser()
-p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-p.add_argument("--width", type=int, default=16)
-p.add_argument("--epochs", type=int, default=6)
-p.add_argument("-b", "--batch-size", type=int, default=128)
-p.add_argument("--lr", type=float, default=0.06)
-p.add_argument("--wd", type=float, default=5e-4)
-p.add_argument("--moco-k", type=int, default=4096)
-p.add_argument("--moco-m", type=float, default=0.99)
-p.add_argument("--moco-t", type=float, default=0.1)
-p.add_argument("--moco-dim", type=int, default=128)
-p.add_argument("--bn-splits", type=int, default=8)
+recipe_arguments(p, epochs=6)
 p.add_argument("--amp", default="auto", choices=["auto", "off", "bf16"])
-p.add_argument("--threads", type=int, default=2)
-p.add_argument("--workers", type=int, default=1)
-p.add_argument("--seed", type=int, default=0)
-p.add_argument("--knn-bank", type=int, default=10000)
-p.add_argument("--knn-test", type=int, default=10000)
-p.add_argument("--train-images", type=int, default=0)  # 0: all (smoke runs)
 args = p.parse_args()
 if args.amp == "auto":
     # As moco's --amp auto: bf16 where the CPU computes it natively.

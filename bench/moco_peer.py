@@ -203,6 +203,29 @@ def load_idx(data, name, offset):
     return torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8)
 
 
+def recipe_arguments(parser, epochs):
+    """The flags both trainers (python_moco_train.py, lightly_moco_train.py)
+    take for moco's quick recipe on Fashion-MNIST, with its defaults."""
+    a = parser.add_argument
+    a("--data", default="/usr/share/datasets/fashion-mnist")
+    a("--width", type=int, default=16)
+    a("--epochs", type=int, default=epochs)
+    a("-b", "--batch-size", type=int, default=128)
+    a("--lr", type=float, default=0.06)
+    a("--wd", type=float, default=5e-4)
+    a("--moco-k", type=int, default=4096)
+    a("--moco-m", type=float, default=0.99)
+    a("--moco-t", type=float, default=0.1)
+    a("--moco-dim", type=int, default=128)
+    a("--bn-splits", type=int, default=8)
+    a("--threads", type=int, default=2)
+    a("--workers", type=int, default=1)
+    a("--seed", type=int, default=0)
+    a("--knn-bank", type=int, default=10000)
+    a("--knn-test", type=int, default=10000)
+    a("--train-images", type=int, default=0)  # 0: all (smoke runs)
+
+
 class FashionMnist:
     """The Fashion-MNIST folder as moco reads it: uint8 images (N x 28 x 28)
     and labels of both splits, the training split cut to `train_images`

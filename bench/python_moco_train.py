@@ -20,33 +20,17 @@ import torch.nn as nn
 import torchvision.transforms as T
 from PIL import Image
 
-from moco_peer import FashionMnist, MoCo, adjust_learning_rate
+from moco_peer import FashionMnist, MoCo, adjust_learning_rate, recipe_arguments
 
 p = argparse.ArgumentParser()
-p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+recipe_arguments(p, epochs=5)
 p.add_argument("--arch", default="resnet18")
-p.add_argument("--width", type=int, default=16)
-p.add_argument("--epochs", type=int, default=5)
-p.add_argument("-b", "--batch-size", type=int, default=128)
-p.add_argument("--lr", type=float, default=0.06)
-p.add_argument("--wd", type=float, default=5e-4)
 p.add_argument("--cos", type=int, default=1)
-p.add_argument("--moco-k", type=int, default=4096)
-p.add_argument("--moco-m", type=float, default=0.99)
-p.add_argument("--moco-t", type=float, default=0.1)
-p.add_argument("--moco-dim", type=int, default=128)
 p.add_argument("--mlp", action="store_true")
 p.add_argument("--symmetric", action="store_true")
-p.add_argument("--bn-splits", type=int, default=8)
 p.add_argument("--amp", default="off", choices=["off", "bf16"])
-p.add_argument("--threads", type=int, default=2)
-p.add_argument("--workers", type=int, default=1)
-p.add_argument("--seed", type=int, default=0)
-p.add_argument("--knn-bank", type=int, default=10000)
-p.add_argument("--knn-test", type=int, default=10000)
 p.add_argument("--knn-k", type=int, default=200)
 p.add_argument("--knn-t", type=float, default=0.1)
-p.add_argument("--train-images", type=int, default=0)  # 0: all (smoke tests)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(args.seed)
