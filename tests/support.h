@@ -197,6 +197,16 @@ inline std::map<std::string, torch::Tensor> load_tensors(const fs::path& p) {
   return out;
 }
 
+// Copies every parameter and buffer of `from` into the same-named one of
+// `to` (two modules built alike), so both start from one state.
+inline void copy_state(torch::nn::Module& from, torch::nn::Module& to) {
+  torch::NoGradGuard no_grad;
+  auto params = from.named_parameters();
+  for (auto& p : to.named_parameters()) p.value().copy_(params[p.key()]);
+  auto buffers = from.named_buffers();
+  for (auto& b : to.named_buffers()) b.value().copy_(buffers[b.key()]);
+}
+
 inline std::string moco_binary() { return MOCO_BINARY; }
 
 // A TCP port on 127.0.0.1 that nothing listens on now: tests that start

@@ -18,23 +18,14 @@ auto tiny_encoder() {
       .bn_splits(4);
 }
 
-// Two models with the same weights and buffers, `b` on `device`.
-void copy_state(Moco& from, Moco& to) {
-  torch::NoGradGuard g;
-  auto src = from->named_parameters();
-  for (auto& p : to->named_parameters()) p.value().copy_(src[p.key()]);
-  auto bsrc = from->named_buffers();
-  for (auto& b : to->named_buffers()) b.value().copy_(bsrc[b.key()]);
-}
-
 std::vector<torch::Tensor> snapshot(Moco& m) {
   std::vector<torch::Tensor> out;
   for (auto& p : m->encoder_q->parameters()) out.push_back(p.detach().clone());
   return out;
 }
 
-// Trains `steps` steps on CUDA under `amp` and checks that each was a real,
-// finite step: the loss finite, the queue pointer moved, f_q changed.
+// Trains 3 steps on CUDA under `amp_mode` and checks that they were real,
+// finite steps: each loss finite, the queue pointer moved, f_q changed.
 void expect_trains_on_cuda(const std::string& amp_mode, bool channels_last) {
   torch::manual_seed(0);
   const torch::Device cuda(torch::kCUDA);
@@ -76,7 +67,7 @@ TEST(MocoCuda, StepMatchesTheCpuPath) {
   auto opts = MocoOptions().dim(16).K(64).shuffle_bn(false);
   Moco cpu(tiny_encoder(), opts);
   Moco gpu(tiny_encoder(), opts);
-  copy_state(cpu, gpu);
+  test::copy_state(*cpu, *gpu);
   gpu->to(torch::kCUDA);
   auto q = torch::randn({16, 1, 28, 28});
   auto k = torch::randn({16, 1, 28, 28});
@@ -103,7 +94,7 @@ TEST(MocoCuda, ChannelsLastMatchesNchw) {
   auto enc = tiny_encoder().bn_splits(1);
   Moco nchw(enc, opts);
   Moco nhwc(enc, opts);
-  copy_state(nchw, nhwc);
+  test::copy_state(*nchw, *nhwc);
   nchw->to(torch::kCUDA);
   nhwc->to(torch::kCUDA);
   to_channels_last(*nhwc);

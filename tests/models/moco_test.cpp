@@ -256,13 +256,7 @@ TEST(MocoAmp, Bf16AutocastKeepsLossQueueAndKeysInFp32) {
   // The fp32 step as the reference.
   Moco ref(ResNetOptions("resnet18").small_stem(true).in_channels(1).width(8).bn_splits(2),
            MocoOptions().dim(16).K(32).m(0.9).T(0.2));
-  {
-    torch::NoGradGuard no_grad;
-    auto src = m->named_parameters();
-    for (auto& p : ref->named_parameters()) p.value().copy_(src[p.key()]);
-    auto srcb = m->named_buffers();
-    for (auto& b : ref->named_buffers()) b.value().copy_(srcb[b.key()]);
-  }
+  test::copy_state(*m, *ref);
   torch::manual_seed(5);
   auto want = ref->forward(q, k);
   moco::autocast::set_dtype(c10::DeviceType::CPU, at::kBFloat16);
