@@ -13,7 +13,7 @@ ours_best=0
 peer_best=0
 # Alternate the two so a drift in the machine's speed hits both.
 for ((r = 1; r <= ROUNDS; r++)); do
-  out=$("$BUILD/moco" bench-data "$DATA" --aug v2 --crop-size 224 -j "$(nproc)" 2>/dev/null)
+  out=$("$BUILD/moco" bench-data "$DATA" --crop-size 224 -j "$(nproc)" 2>/dev/null)
   echo "$out" | sed "s/^/ours round $r: /"
   one=$(echo "$out" | awk '/^1 core/ {for (i = 1; i < NF; i++) if ($(i + 1) == "images/s") print $i}')
   peer=$(/usr/bin/python3 bench/python_data_bench.py "$DATA" --rounds 1 | tail -1)

@@ -17,7 +17,7 @@ rm -rf "$OUT/shards"
 mkdir -p "$OUT"
 "$BUILD/moco" shard "$IMAGES" "$OUT/shards" --shard-size "$SHARD_SIZE" 2>&1 | tail -1
 bench() {  # DATA -> "one all"
-  "$BUILD/moco" bench-data "$1" --aug v2 --crop-size 224 -j "$(nproc)" 2>/dev/null |
+  "$BUILD/moco" bench-data "$1" --crop-size 224 -j "$(nproc)" 2>/dev/null |
     awk '/images\/s/ {for (i = 1; i < NF; i++) if ($(i + 1) == "images/s") v[++n] = $i}
          END {print v[1], v[2]}'
 }

@@ -9,17 +9,14 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/text.h"
+
 namespace moco::args {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool parse_bool(const std::string& text, bool* out) {
-  const std::string t = lower(text);
+  const std::string t = to_lower(text);
   if (t == "true" || t == "on" || t == "yes" || t == "1") {
     *out = true;
     return true;

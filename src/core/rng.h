@@ -28,7 +28,6 @@ class Rng {
   // Uniform integer in [lo, hi] (both inclusive).
   int64_t randint(int64_t lo, int64_t hi);
   bool bernoulli(double p) { return uniform() < p; }
-  std::mt19937_64& engine() { return engine_; }
 
  private:
   std::mt19937_64 engine_;

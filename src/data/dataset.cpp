@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "data/shards.h"
 
 namespace fs = std::filesystem;
@@ -143,9 +144,7 @@ ImageSet load_idx(const std::string& images_path,
     // IDX files carry no class names; Fashion-MNIST's (torchvision's
     // FashionMNIST.classes) are known by the path Debian and the
     // distributors give it.
-    std::string lower_path = images_path;
-    for (auto& c : lower_path) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower_path.find("fashion") != std::string::npos && set.num_classes <= 10) {
+    if (to_lower(images_path).find("fashion") != std::string::npos && set.num_classes <= 10) {
       set.classes = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
     }
@@ -186,11 +185,6 @@ ImageSet load_cifar(const std::vector<std::string>& files, bool cifar100) {
 
 namespace {
 
-std::string lower(std::string s) {
-  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  return s;
-}
-
 // What a folder walk found.
 struct Scan {
   std::vector<std::string> files;
@@ -218,7 +212,7 @@ struct Scan {
     if (skipped_examples.size() < 3) skipped_examples.push_back(path);
   }
   void add(const std::string& path, int64_t label) {
-    const auto ext = lower(fs::path(path).extension().string());
+    const auto ext = to_lower(fs::path(path).extension().string());
     (ext == ".png" ? png : jpeg)++;
     files.push_back(path);
     labels.push_back(label);
@@ -441,7 +435,7 @@ Splits open_any(const std::string& path, const OpenOptions& options);
 }  // namespace
 
 bool has_image_extension(const std::string& path) {
-  const auto ext = lower(fs::path(path).extension().string());
+  const auto ext = to_lower(fs::path(path).extension().string());
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 

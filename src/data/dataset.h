@@ -61,6 +61,10 @@ struct Splits {
   }
 };
 
+// Tar shards: the samples each loader worker holds and draws from at
+// random (WebDataset's examples' size); --shuffle-buffer.
+constexpr int64_t kShuffleBuffer = 1000;
+
 struct OpenOptions {
   // 1 or 3 to convert to that many channels; 0 keeps the format's own
   // (image files: 3).

@@ -17,7 +17,8 @@
 namespace moco::data {
 
 bool is_small(const ImageSet& set) {
-  return !set.on_disk() && set.height() <= 64 && set.width() <= 64;
+  return !set.on_disk() && set.height() <= kSmallImageSide &&
+         set.width() <= kSmallImageSide;
 }
 
 int64_t typical_image_side(const ImageSet& set, int64_t samples) {
@@ -166,6 +167,10 @@ std::optional<EvalBatches::Batch> EvalBatches::next() {
   lock.unlock();
   s.space_cv.notify_all();
   return std::move(node.mapped());
+}
+
+int64_t default_crop(int64_t side) {
+  return side > 0 && side <= kSmallImageSide ? side : 224;
 }
 
 int64_t eval_crop(const ImageSet& set) {

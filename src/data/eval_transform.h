@@ -19,9 +19,18 @@ namespace moco::data {
 
 struct ImageSet;
 
-// The small-image rule: in-memory images of at most 64 x 64 px (IDX,
-// CIFAR) get the small-image stem, crops at their own size and their own
-// per-channel statistics.
+// The small-image rule: images of at most 64 px (IDX, CIFAR, or files
+// whose headers say so) are cropped at their own size for the small-image
+// stem (3x3, no max-pool), as the official CIFAR demo; larger ones at 224.
+constexpr int64_t kSmallImageSide = 64;
+// The RandomResizedCrop size pretraining chooses for images of typical
+// side `side` (0: unknown): `side` when small, else 224.
+int64_t default_crop(int64_t side);
+// Whether a crop of `crop` px gets the small-image stem.
+inline bool small_stem_for(int64_t crop) { return crop <= kSmallImageSide; }
+
+// In-memory images of at most 64 x 64 px get the small-image stem, crops at
+// their own size and their own per-channel statistics.
 bool is_small(const ImageSet& set);
 
 // The images' shorter side: in memory, their own; image files, the median

@@ -13,6 +13,8 @@
 #include <jerror.h>
 #include <png.h>
 
+#include "io/checkpoint.h"
+
 namespace moco::data {
 
 ImageFormat sniff_format(const std::vector<uint8_t>& b) {
@@ -364,6 +366,13 @@ std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t h, int64_t w,
               "cannot encode a PNG: ", image.message);
   out.resize(size);
   return out;
+}
+
+void write_png(const std::string& path, const torch::Tensor& hwc) {
+  const auto pixels = hwc.contiguous();
+  const auto png = encode_png(pixels.data_ptr<uint8_t>(), pixels.size(0), pixels.size(1),
+                              pixels.size(2));
+  io::atomic_write(path, std::string(png.begin(), png.end()));
 }
 
 }  // namespace moco::data

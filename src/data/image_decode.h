@@ -11,6 +11,7 @@
 #pragma once
 
 #include <torch/arg.h>
+#include <torch/types.h>
 
 #include <cstdint>
 #include <string>
@@ -54,6 +55,9 @@ std::vector<uint8_t> read_file(const std::string& path);
 // simplified API).
 std::vector<uint8_t> encode_png(const uint8_t* pixels, int64_t h, int64_t w,
                                 int64_t c);
+// A uint8 H x W x C picture as a PNG file, written atomically (the
+// augmentation grid, the neighbour grid).
+void write_png(const std::string& path, const torch::Tensor& hwc);
 
 // Format and size from the header. `name` only labels errors.
 ImageInfo read_image_info(const std::vector<uint8_t>& bytes,

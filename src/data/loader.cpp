@@ -124,12 +124,13 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
     return;
   }
   const std::string& path = data_->files[sample];
-  render_encoded(read_file(path), path, data_->file_channels, data_->max_image_pixels,
+  render_encoded(read_file(path), path,
+                 DecodeOptions().channels(data_->file_channels).max_pixels(data_->max_image_pixels),
                  augment_, rngs, views, out);
 }
 
 void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
-                    int64_t channels, int64_t max_pixels, const AugmentOptions& augment,
+                    const DecodeOptions& decode, const AugmentOptions& augment,
                     Rng* rngs, int views, float* const* out) {
   const int64_t s = augment.size();
   const auto info = read_image_info(bytes, name);
@@ -143,11 +144,7 @@ void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
     min_scale = std::max(min_scale, static_cast<double>(s) /
                                         std::min(c.height, c.width));
   }
-  const auto image = decode_image(bytes, name,
-                                  DecodeOptions()
-                                      .channels(channels)
-                                      .min_scale(min_scale)
-                                      .max_pixels(max_pixels));
+  const auto image = decode_image(bytes, name, DecodeOptions(decode).min_scale(min_scale));
   const double sy = static_cast<double>(image.height) / info.height;
   const double sx = static_cast<double>(image.width) / info.width;
   for (int v = 0; v < views; ++v) {

@@ -52,7 +52,7 @@ struct LoaderOptions {
   // the linear classifier trains on.
   TORCH_ARG(int64_t, views) = 2;
   // Tar shards: samples each worker holds and draws from at random.
-  TORCH_ARG(int64_t, shuffle_buffer) = 1000;
+  TORCH_ARG(int64_t, shuffle_buffer) = kShuffleBuffer;
 };
 
 struct TwoViewBatch {
@@ -87,10 +87,11 @@ std::unique_ptr<BatchSource> make_batch_source(std::shared_ptr<const ImageSet> d
                                                LoaderOptions options);
 
 // Both views (or one) of an encoded image, drawn with rngs[v] and written
-// as C x S x S floats to out[v]; decodes at the smallest JPEG scale the
-// crops allow. Errors (unreadable image) name `name`.
+// as C x S x S floats to out[v]; decoded with `decode`'s channels and
+// pixel limit, at the smallest JPEG scale the crops allow. Errors
+// (unreadable image) name `name`.
 void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
-                    int64_t channels, int64_t max_pixels, const AugmentOptions& augment,
+                    const DecodeOptions& decode, const AugmentOptions& augment,
                     Rng* rngs, int views, float* const* out);
 
 class TwoViewLoader : public BatchSource {

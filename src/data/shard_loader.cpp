@@ -134,61 +134,84 @@ ShardLoader::Building ShardLoader::fresh_batch() const {
   return slot;
 }
 
-void ShardLoader::run_worker(int64_t w) {
-  const int64_t c = data_->channels(), s = augment_.size(), b = options_.batch_size();
-  const int64_t plane = c * s * s;
-  const int64_t slots = batches_ * b;
-  const int64_t depth = this->depth();
-  const int64_t skip = skip_[static_cast<size_t>(w)];
-  const auto& my_shards = worker_shards_[static_cast<size_t>(w)];
-  const uint64_t stream = mix_seed(options_.seed(), 0x5a4e, static_cast<uint64_t>(options_.rank()),
-                                   static_cast<uint64_t>(w));
-  Rng shuffle(mix_seed(stream, static_cast<uint64_t>(epoch_), 0x5bf0, 0));
-  const int views = static_cast<int>(options_.views());
-  int64_t k = 0;                 // samples this worker has placed or passed over
-  std::vector<int64_t> pending;  // k of unreadable samples, to give away
-  ShardSample last_good;
-  bool have_good = false;
+// One worker thread's epoch: its shards read in turn through its shuffle
+// buffer, each sample rendered into the row of its place in the epoch.
+struct ShardLoader::Worker {
+  Worker(ShardLoader& loader, int64_t w)
+      : l(loader),
+        w(w),
+        batch(l.options_.batch_size()),
+        plane(l.data_->channels() * l.augment_.size() * l.augment_.size()),
+        slots(l.batches_ * batch),
+        depth(l.depth()),
+        skip(l.skip_[static_cast<size_t>(w)]),
+        views(static_cast<int>(l.options_.views())),
+        shards(l.worker_shards_[static_cast<size_t>(w)]),
+        stream(mix_seed(l.options_.seed(), 0x5a4e, static_cast<uint64_t>(l.options_.rank()),
+                        static_cast<uint64_t>(w))),
+        shuffle(mix_seed(stream, static_cast<uint64_t>(l.epoch_), 0x5bf0, 0)),
+        decode(DecodeOptions()
+                   .channels(l.data_->file_channels)
+                   .max_pixels(l.data_->max_image_pixels)) {}
 
-  // Renders `sample` into the row of this worker's k-th sample, with the
-  // augmentation drawn for that k. False when stopping.
-  auto render_into = [&](const ShardSample& sample, int64_t at) {
-    const int64_t p = position(w, at);
-    const int64_t batch = p / b, row = p % b;
-    Building* slot = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      space_cv_.wait(lock, [&] { return stop_ || batch < consumed_ + depth; });
-      if (stop_) return false;
-      slot = &building_[batch];
-      TORCH_INTERNAL_ASSERT(slot->batch.view_q.defined(), "batch ", batch, " not allocated");
+  void run() {
+    bool going = true;
+    for (size_t si = 0; si < shards.size() && going; ++si) {
+      going = read_shard(l.shards_.shards[static_cast<size_t>(shards[si])].path);
     }
-    Rng rngs[2] = {Rng(mix_seed(stream, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(at), 0)),
-                   Rng(mix_seed(stream, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(at), 1))};
-    float* out[2] = {slot->batch.view_q.data_ptr<float>() + row * plane,
-                     views == 2 ? slot->batch.view_k.data_ptr<float>() + row * plane : nullptr};
-    render_encoded(sample.image, sample.name(), data_->file_channels, data_->max_image_pixels,
-                   augment_, rngs, views, out);
-    bool complete = false;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      slot->labels.data_ptr<int64_t>()[row] = sample.label;
-      slot->labelled += sample.label >= 0 ? 1 : 0;
-      complete = ++slot->filled == b;
+    while (going && !buffer.empty()) going = emit(draw());
+    if (pending.empty()) return;
+    TORCH_CHECK(have_good, "no readable image in the shards of loader worker ", w, " (",
+                shards.size(), " shards of ", l.shards_.spec, ")");
+    for (int64_t p : pending) {
+      if (l.position(w, p) < slots && !render_into(last_good, p)) break;
     }
-    if (complete) ready_cv_.notify_all();
-    return true;
-  };
+  }
+
+  // Every sample of one shard into the buffer, one drawn out per sample
+  // once it is full. False when stopping or done.
+  bool read_shard(const std::string& path) {
+    ShardReader reader(path);
+    ShardSample sample;
+    int64_t read = 0;
+    bool going = true;
+    while (going && reader.next(sample)) {
+      ++read;
+      if (!sample.label_error.empty()) {
+        TORCH_CHECK(!l.options_.strict(), "--strict-data: ", sample.label_error);
+        log_warn("ignoring a label: ", sample.label_error);
+      }
+      buffer.push_back(std::move(sample));
+      if (buffer.size() >= static_cast<size_t>(l.options_.shuffle_buffer())) going = emit(draw());
+    }
+    if (going && !reader.damage().empty()) {
+      TORCH_CHECK(!l.options_.strict(), "--strict-data: shard ", path, " is damaged after ",
+                  read, " samples: ", reader.damage());
+      log_warn("shard ", path, " is damaged after ", read, " samples (", reader.damage(),
+               "); going on with the next shard");
+    }
+    return going;
+  }
+
+  ShardSample draw() {
+    const auto j =
+        static_cast<size_t>(shuffle.randint(0, static_cast<int64_t>(buffer.size()) - 1));
+    std::swap(buffer[j], buffer.back());
+    ShardSample out = std::move(buffer.back());
+    buffer.pop_back();
+    return out;
+  }
+
   // One sample leaves the shuffle buffer. False when stopping or done.
-  auto emit = [&](ShardSample&& sample) {
+  bool emit(ShardSample&& sample) {
     const int64_t at = k++;
     if (at < skip) return true;
-    if (position(w, at) >= slots) return false;  // the epoch is full
+    if (l.position(w, at) >= slots) return false;  // the epoch is full
     try {
       if (!render_into(sample, at)) return false;
     } catch (const c10::Error& e) {
-      TORCH_CHECK(!options_.strict(), "--strict-data: ", e.what_without_backtrace());
-      ++skipped_;
+      TORCH_CHECK(!l.options_.strict(), "--strict-data: ", e.what_without_backtrace());
+      ++l.skipped_;
       log_warn("skipping unreadable image: ", e.what_without_backtrace());
       pending.push_back(at);
       return true;
@@ -200,48 +223,54 @@ void ShardLoader::run_worker(int64_t w) {
     last_good = std::move(sample);
     have_good = true;
     return true;
-  };
+  }
 
+  // Renders `sample` into the row of this worker's at-th sample, with the
+  // augmentation drawn for that place. False when stopping.
+  bool render_into(const ShardSample& sample, int64_t at) {
+    const int64_t p = l.position(w, at);
+    const int64_t b = p / batch, row = p % batch;
+    Building* slot = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(l.mutex_);
+      l.space_cv_.wait(lock, [&] { return l.stop_ || b < l.consumed_ + depth; });
+      if (l.stop_) return false;
+      slot = &l.building_[b];
+      TORCH_INTERNAL_ASSERT(slot->batch.view_q.defined(), "batch ", b, " not allocated");
+    }
+    const auto epoch = static_cast<uint64_t>(l.epoch_), place = static_cast<uint64_t>(at);
+    Rng rngs[2] = {Rng(mix_seed(stream, epoch, place, 0)), Rng(mix_seed(stream, epoch, place, 1))};
+    float* out[2] = {slot->batch.view_q.data_ptr<float>() + row * plane,
+                     views == 2 ? slot->batch.view_k.data_ptr<float>() + row * plane : nullptr};
+    render_encoded(sample.image, sample.name(), decode, l.augment_, rngs, views, out);
+    bool complete = false;
+    {
+      std::lock_guard<std::mutex> lock(l.mutex_);
+      slot->labels.data_ptr<int64_t>()[row] = sample.label;
+      slot->labelled += sample.label >= 0 ? 1 : 0;
+      complete = ++slot->filled == batch;
+    }
+    if (complete) l.ready_cv_.notify_all();
+    return true;
+  }
+
+  ShardLoader& l;
+  const int64_t w, batch, plane, slots, depth, skip;
+  const int views;
+  const std::vector<int64_t>& shards;
+  const uint64_t stream;
+  Rng shuffle;
+  const DecodeOptions decode;
+  int64_t k = 0;                 // samples this worker has placed or passed over
+  std::vector<int64_t> pending;  // k of unreadable samples, to give away
+  ShardSample last_good;
+  bool have_good = false;
+  std::vector<ShardSample> buffer;
+};
+
+void ShardLoader::run_worker(int64_t w) {
   try {
-    std::vector<ShardSample> buffer;
-    const size_t size = static_cast<size_t>(options_.shuffle_buffer());
-    auto draw = [&] {
-      const auto j = static_cast<size_t>(shuffle.randint(0, static_cast<int64_t>(buffer.size()) - 1));
-      std::swap(buffer[j], buffer.back());
-      ShardSample out = std::move(buffer.back());
-      buffer.pop_back();
-      return out;
-    };
-    bool going = true;
-    for (size_t si = 0; si < my_shards.size() && going; ++si) {
-      const auto& path = shards_.shards[static_cast<size_t>(my_shards[si])].path;
-      ShardReader reader(path);
-      ShardSample sample;
-      int64_t read = 0;
-      while (going && reader.next(sample)) {
-        ++read;
-        if (!sample.label_error.empty()) {
-          TORCH_CHECK(!options_.strict(), "--strict-data: ", sample.label_error);
-          log_warn("ignoring a label: ", sample.label_error);
-        }
-        buffer.push_back(std::move(sample));
-        if (buffer.size() >= size) going = emit(draw());
-      }
-      if (going && !reader.damage().empty()) {
-        TORCH_CHECK(!options_.strict(), "--strict-data: shard ", path, " is damaged after ", read,
-                    " samples: ", reader.damage());
-        log_warn("shard ", path, " is damaged after ", read, " samples (", reader.damage(),
-                 "); going on with the next shard");
-      }
-    }
-    while (going && !buffer.empty()) going = emit(draw());
-    if (!pending.empty()) {
-      TORCH_CHECK(have_good, "no readable image in the shards of loader worker ", w, " (",
-                  my_shards.size(), " shards of ", shards_.spec, ")");
-      for (int64_t p : pending) {
-        if (position(w, p) < slots && !render_into(last_good, p)) break;
-      }
-    }
+    Worker(*this, w).run();
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!error_) error_ = std::current_exception();

@@ -48,6 +48,7 @@ class ShardLoader : public BatchSource {
 
  private:
   struct Building;
+  struct Worker;
   void stop_workers();
   void run_worker(int64_t w);
   // Position in the epoch of worker w's k-th sample: samples are taken one

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "data/dataset.h"
 #include "data/image_decode.h"
 
@@ -23,11 +24,6 @@ namespace moco::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(),
@@ -43,7 +39,7 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }
 
 bool is_tar_name(const std::string& name) {
-  const auto l = lower(name);
+  const auto l = to_lower(name);
   return ends_with(l, ".tar") || ends_with(l, ".tar.gz") || ends_with(l, ".tgz");
 }
 
@@ -162,12 +158,12 @@ std::vector<std::string> expand_braces(const std::string& pattern) {
 }
 
 bool is_shard_spec(const std::string& spec) {
-  if (spec.find('{') != std::string::npos) return lower(spec).find(".tar") != std::string::npos;
+  if (spec.find('{') != std::string::npos) return to_lower(spec).find(".tar") != std::string::npos;
   std::error_code ec;
   if (fs::is_directory(spec, ec)) {
     int64_t tars = 0;
     for (const auto& e : fs::directory_iterator(spec, ec)) {
-      const auto name = lower(e.path().filename().string());
+      const auto name = to_lower(e.path().filename().string());
       if (!e.is_regular_file()) continue;
       if (is_tar_name(name)) ++tars;
       if (ends_with(name, ".jpg") || ends_with(name, ".jpeg") || ends_with(name, ".png")) {
@@ -228,7 +224,7 @@ bool ShardReader::read_member(Member& m, bool read_data) {
       continue;
     }
     m.key = name.substr(0, dot);
-    m.ext = lower(name.substr(dot + 1));
+    m.ext = to_lower(name.substr(dot + 1));
     m.data.clear();
     damaged_key_ = m.key;  // until its data is through
     const bool wanted =
@@ -383,7 +379,7 @@ ShardLimit parse_shard_size(const std::string& text) {
     l.samples = static_cast<int64_t>(v);
     return l;
   }
-  const auto u = lower(unit);
+  const auto u = to_lower(unit);
   double scale = 0;
   if (u == "b") scale = 1;
   if (u == "kb" || u == "k") scale = 1e3;
@@ -427,7 +423,7 @@ ShardingResult write_dataset_shards(const ImageSet& set, const std::string& dir,
         ++r.skipped;
         continue;
       }
-      ext = lower(fs::path(path).extension().string().substr(1));
+      ext = to_lower(fs::path(path).extension().string().substr(1));
     } else {
       const auto hwc = set.images[i].permute({1, 2, 0}).contiguous();
       bytes = encode_png(hwc.data_ptr<uint8_t>(), hwc.size(0), hwc.size(1), hwc.size(2));

@@ -23,7 +23,7 @@ struct ThroughputOptions {
   TORCH_ARG(double, step_seconds) = 0;   // simulated step; 0: none
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(int64_t, epoch) = 0;
-  TORCH_ARG(int64_t, shuffle_buffer) = 1000;  // tar shards
+  TORCH_ARG(int64_t, shuffle_buffer) = kShuffleBuffer;  // tar shards
 };
 
 struct ThroughputResult {

@@ -92,7 +92,6 @@ class MetricsWriter {
   MetricsWriter& operator=(MetricsWriter&&) noexcept;
   // One line: the record's fields, its "kind" and "time" (Unix seconds).
   void write(const Record& record);
-  bool is_open() const { return out_.is_open(); }
   // Also writes each record's numbers as TensorBoard scalars ("train/loss",
   // "knn/top1", "finetune/acc1", ...) to an event file in `dir`; steps are
   // global steps for train records, 1-based epochs for the others.

@@ -42,7 +42,7 @@ struct MocoOptions {
 };
 
 // The collectives MoCo needs across data-parallel processes, given by the
-// caller (src/dist implements them on c10d, train wires them in), so this
+// caller (src/distributed implements them on c10d, train wires them in), so this
 // module knows nothing of how processes talk. Unset: one process.
 struct KeyExchange {
   int64_t rank = 0, world_size = 1;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "core/log.h"
@@ -14,11 +16,9 @@
 
 namespace moco::train {
 
-data::Splits open_labelled(const std::string& path, int64_t channels,
-                           int64_t max_image_pixels, double val_split,
-                           int64_t seed, const std::string& command) {
-  auto splits = data::open_dataset(
-      path, data::OpenOptions().channels(channels).max_image_pixels(max_image_pixels));
+data::Splits open_labelled(const std::string& path, const data::OpenOptions& open,
+                           double val_split, int64_t seed, const std::string& command) {
+  auto splits = data::open_dataset(path, open);
   data::require_indexed(splits.train, command);
   if (val_split > 0) {
     data::hold_out_validation(splits, val_split, static_cast<uint64_t>(seed));
@@ -29,8 +29,9 @@ data::Splits open_labelled(const std::string& path, int64_t channels,
 
 Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
                              const data::EvalTransform& transform,
-                             int64_t batch, int64_t workers, const torch::Device& device,
-                             const std::string& amp) {
+                             const FeatureOptions& options, const std::string& amp) {
+  const int64_t batch = options.batch(), workers = options.workers();
+  const torch::Device device = options.device();
   torch::NoGradGuard no_grad;
   net->eval();
   Amp precision(amp, device);
@@ -71,6 +72,48 @@ void ClassifierSteps::after_step(int64_t n, double loss, double lr,
     log_info(fmt::format("{} epoch {}/{} step {}/{} loss {:.4f} lr {:.4g}", name_,
                          epoch_ + 1, epochs_, n, steps_, loss, lr));
   }
+}
+
+ClassifierResult evaluation_only(const Accuracy& acc) {
+  log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
+  ClassifierResult r;
+  r.acc1 = r.best_acc1 = acc.top1;
+  r.acc5 = acc.top5;
+  return r;
+}
+
+ClassifierSession::ClassifierSession(const std::string& output, bool resuming)
+    : dir_(output),
+      checkpoint_(guard_output(output, resuming, false)),
+      best_((std::filesystem::path(output) / "model_best.pth.tar").string()),
+      lock_(output) {}
+
+io::MetricsWriter& ClassifierSession::open_metrics(bool tensorboard) {
+  metrics_ = io::MetricsWriter((std::filesystem::path(dir_) / "metrics.jsonl").string());
+  if (tensorboard) metrics_.enable_tensorboard(dir_);
+  return metrics_;
+}
+
+ClassifierResult ClassifierSession::run(int64_t start_epoch, int64_t epochs,
+                                        double best_acc1, const ClassifierEpochs& e) {
+  ClassifierResult r;
+  r.best_acc1 = best_acc1;
+  for (int64_t epoch = start_epoch; epoch < epochs; ++epoch) {
+    const auto t0 = Clock::now();
+    e.train(epoch);
+    const auto acc = e.evaluate();
+    const bool is_best = acc.top1 > r.best_acc1;
+    r.best_acc1 = std::max(r.best_acc1, acc.top1);
+    r.acc1 = acc.top1;
+    r.acc5 = acc.top5;
+    ++r.epochs_done;
+    e.report(epoch, acc, r.best_acc1, seconds_since(t0));
+    e.save(checkpoint_, epoch + 1, r.best_acc1);
+    if (is_best) e.save(best_, epoch + 1, r.best_acc1);
+  }
+  r.checkpoint = checkpoint_;
+  r.best = best_;
+  return r;
 }
 
 std::unique_ptr<data::TwoViewLoader> classification_loader(

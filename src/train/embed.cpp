@@ -39,10 +39,7 @@ int64_t run_embed(const EmbedOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
-  auto splits =
-      data::open_dataset(o.data(), data::OpenOptions()
-                                       .channels(o.channels())
-                                       .max_image_pixels(o.max_image_pixels()));
+  auto splits = data::open_dataset(o.data(), open_options(o));
   const data::ImageSet& set = data::split_named(splits, o.split(), o.data());
   data::require_indexed(splits.train, "embed");
   const auto b = load_backbone(o.pretrained());

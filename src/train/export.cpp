@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "io/checkpoint.h"
 #include "io/tensor_files.h"
 #include "train/backbone.h"
@@ -15,9 +16,7 @@ namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   if (s.size() < suffix.size()) return false;
-  std::string tail = s.substr(s.size() - suffix.size());
-  for (auto& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return tail == suffix;
+  return to_lower(s.substr(s.size() - suffix.size())) == suffix;
 }
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {

@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
-#include "core/progress.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
 #include "data/loader.h"
@@ -44,7 +43,7 @@ models::ResNet from_scratch(const FinetuneOptions& o, const data::ImageSet& trai
   TORCH_CHECK(!o.arch().empty(), "--pretrained none needs -a/--arch (resnet18 | ",
               "resnet34 | resnet50 | resnet101)");
   // As pretraining chooses: the small-image stem for crops of <= 64 px.
-  const bool small = o.stem() == "small" || (o.stem() == "auto" && crop <= 64);
+  const bool small = o.stem() == "small" || (o.stem() == "auto" && data::small_stem_for(crop));
   models::ResNet net(models::ResNetOptions(o.arch())
                          .in_channels(train.channels())
                          .small_stem(small)
@@ -201,9 +200,8 @@ EpochStats train_epoch(Model& m, data::TwoViewLoader& loader, Amp& amp,
   return s;
 }
 
-}  // namespace
 
-FinetuneResult run_finetune(const FinetuneOptions& o) {
+void check_flags(const FinetuneOptions& o) {
   validate_flags(o);
   TORCH_CHECK(!o.pretrained().empty() || !o.resume().empty(),
               "expected --pretrained CKPT (a pretraining checkpoint, or none "
@@ -215,13 +213,20 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
                   (o.labels_per_class() == 0 && o.label_fraction() == 1.0),
               "--label-subset names the images to use; drop --label-fraction ",
               "and --labels-per-class");
+}
+
+}  // namespace
+
+FinetuneResult run_finetune(const FinetuneOptions& o) {
+  check_flags(o);
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
+  const auto eval =
+      FeatureOptions().batch(o.batch_size()).workers(resolve_workers(o.workers())).device(device);
   Amp amp(resolve_amp(o.amp(), device), device);
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
-                                    o.val_split(), o.seed(), "finetune");
+  const auto splits = open_labelled(o.data(), open_options(o), o.val_split(), o.seed(), "finetune");
   const data::ImageSet& labelled = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(labelled.num_classes, val_set.num_classes);
@@ -237,28 +242,22 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     for (auto& b : sgd->momentum_buffers()) b = b.to(device);
   }
 
-  FinetuneResult result;
   if (o.evaluate()) {
     TORCH_CHECK(!o.resume().empty(), "-e evaluates a fine-tuned classifier: ",
                 "give it as --resume CKPT");
-    const auto acc = evaluate_classifier(m.net, val_set, transform, o.batch_size(),
-                                         resolve_workers(o.workers()), device, amp.mode());
-    log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
-    result.acc1 = result.best_acc1 = acc.top1;
-    result.acc5 = acc.top5;
+    FinetuneResult result;
+    static_cast<ClassifierResult&>(result) =
+        evaluation_only(evaluate_classifier(m.net, val_set, transform, eval, amp.mode()));
     return result;
   }
 
-  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty(), false);
-  OutputLock lock(o.output());
+  ClassifierSession session(o.output(), !o.resume().empty());
   const fs::path dir(o.output());
-  const std::string best_path = (dir / "model_best.pth.tar").string();
-  result.labels = (dir / "labels.txt").string();
+  const std::string labels = (dir / "labels.txt").string();
   std::string how;
-  const auto chosen = choose_labels(o, labelled, result.labels, &how);
-  data::write_subset(result.labels, labelled, chosen);
+  const auto chosen = choose_labels(o, labelled, labels, &how);
+  data::write_subset(labels, labelled, chosen);
   const data::ImageSet train_set = data::select(labelled, chosen);
-  result.train_images = train_set.size();
 
   const double lr_head = m.head->options().lr();
   log_info(fmt::format(
@@ -267,50 +266,49 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
       "BN {}{}",
       m.source, m.net->options().arch(),
       m.net->options().small_stem() ? " (small-image stem)" : "", classes,
-      train_set.size(), labelled.size(), how, result.labels, val_set.size(),
+      train_set.size(), labelled.size(), how, labels, val_set.size(),
       val_set.description, o.lr(), lr_head,
       o.cos() ? "cosine" : "steps at --schedule", o.wd(), o.batch_size(),
       o.epochs(), o.freeze_bn() ? "frozen (pretrained statistics)" : "in train mode",
       amp.mode() != "off" ? ", " + amp.mode() + " autocast" : ""));
 
-  io::MetricsWriter metrics((dir / "metrics.jsonl").string());
-  if (o.tensorboard()) metrics.enable_tensorboard(o.output());
-  metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
-                                 train_set.description});
+  session.open_metrics(o.tensorboard())
+      .write(io::ConfigRecord{options_to_json(o), train_set.size(), train_set.description});
   auto loader = classification_loader(train_set, transform, o.batch_size(),
                                       resolve_workers(o.workers()), o.seed(), device);
-  for (int64_t epoch = m.start_epoch; epoch < o.epochs(); ++epoch) {
-    const double scale =
-        learning_rate(1.0, epoch, o.epochs(), o.cos(), o.schedule());
+  double scale = 1;
+  EpochStats stats;
+  ClassifierEpochs e;
+  e.train = [&](int64_t epoch) {
+    scale = learning_rate(1.0, epoch, o.epochs(), o.cos(), o.schedule());
     m.backbone->set_lr(o.lr() * scale);
     m.head->set_lr(lr_head * scale);
-    const auto t0 = Clock::now();
-    const auto stats = train_epoch(m, *loader, amp, o, epoch, o.lr() * scale, device);
-    const auto acc = evaluate_classifier(m.net, val_set, transform, o.batch_size(),
-                                         resolve_workers(o.workers()), device, amp.mode());
-    const bool is_best = acc.top1 > m.best_acc1;
-    m.best_acc1 = std::max(m.best_acc1, acc.top1);
-    result.acc1 = acc.top1;
-    result.acc5 = acc.top5;
-    result.best_acc1 = m.best_acc1;
-    ++result.epochs_done;
-    const double secs = seconds_since(t0);
+    stats = train_epoch(m, *loader, amp, o, epoch, o.lr() * scale, device);
+  };
+  e.evaluate = [&] {
+    return evaluate_classifier(m.net, val_set, transform, eval, amp.mode());
+  };
+  e.report = [&](int64_t epoch, const Accuracy& acc, double best, double secs) {
     log_info(fmt::format(
         "finetune epoch {}/{}: loss {:.4f}, train Acc@1 {:.2f}, val Acc@1 {:.3f} "
         "Acc@5 {:.3f} (best {:.3f}), {:.1f}s",
-        epoch + 1, o.epochs(), stats.loss, stats.acc1, acc.top1, acc.top5,
-        m.best_acc1, secs));
-    metrics.write(io::FinetuneRecord{epoch, o.lr() * scale, lr_head * scale,
-                                     stats.loss, stats.acc1, acc.top1, acc.top5,
-                                     secs, train_set.size()});
-    save_finetune(ckpt_path, m, epoch + 1, o);
-    if (is_best) save_finetune(best_path, m, epoch + 1, o);
-  }
-  result.checkpoint = ckpt_path;
-  result.best = best_path;
+        epoch + 1, o.epochs(), stats.loss, stats.acc1, acc.top1, acc.top5, best, secs));
+    session.metrics().write(io::FinetuneRecord{epoch, o.lr() * scale, lr_head * scale,
+                                               stats.loss, stats.acc1, acc.top1,
+                                               acc.top5, secs, train_set.size()});
+  };
+  e.save = [&](const std::string& path, int64_t next_epoch, double best) {
+    m.best_acc1 = best;
+    save_finetune(path, m, next_epoch, o);
+  };
+  FinetuneResult result;
+  static_cast<ClassifierResult&>(result) =
+      session.run(m.start_epoch, o.epochs(), m.best_acc1, e);
+  result.labels = labels;
+  result.train_images = train_set.size();
   log_info(fmt::format("finetune: best val Acc@1 {:.3f}, last Acc@1 {:.3f} "
                        "Acc@5 {:.3f}; checkpoint {}",
-                       m.best_acc1, result.acc1, result.acc5, ckpt_path));
+                       result.best_acc1, result.acc1, result.acc5, result.checkpoint));
   return result;
 }
 

@@ -16,14 +16,14 @@
 
 #include <string>
 
+#include "train/classify.h"
 #include "train/options.h"
 
 namespace moco::train {
 
-struct FinetuneResult {
-  double best_acc1 = 0, acc1 = 0, acc5 = 0;  // last evaluation
-  int64_t epochs_done = 0, train_images = 0;
-  std::string checkpoint, best, labels;
+struct FinetuneResult : ClassifierResult {
+  int64_t train_images = 0;
+  std::string labels;
 };
 
 FinetuneResult run_finetune(const FinetuneOptions& options);

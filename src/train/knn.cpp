@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include "core/log.h"
 #include "data/dataset.h"
 #include "train/backbone.h"
 #include "train/classify.h"
+#include "train/options.h"
 #include "train/runtime.h"
 
 namespace moco::train {
@@ -32,7 +35,9 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        const torch::Tensor& bank_labels,
                        const torch::Tensor& test_features,
                        const torch::Tensor& test_labels, int64_t classes,
-                       int64_t k, double t, int64_t batch) {
+                       const KnnOptions& options) {
+  const int64_t k = options.k(), batch = options.batch();
+  const double t = options.t();
   TORCH_CHECK(k > 0, "expected --knn-k > 0, got ", k);
   TORCH_CHECK(t > 0, "expected --knn-t > 0, got ", t);
   const auto t0 = Clock::now();
@@ -98,7 +103,7 @@ KnnResult knn_score(const Encoder& encode, const data::ImageSet& bank_set,
              test_idx.index({test.readable}), bank_labels, test_labels};
   }
   return knn_evaluate(bank_values, bank_labels, test_values, test_labels, classes,
-                      std::min<int64_t>(o.k(), bank_labels.size(0)), o.t());
+                      KnnOptions().k(std::min<int64_t>(o.k(), bank_labels.size(0))).t(o.t()));
 }
 
 torch::Tensor pixel_features(const torch::Tensor& x) {
@@ -110,8 +115,7 @@ KnnResult run_knn(const KnnCommandOptions& o) {
   TORCH_CHECK(!o.pretrained().empty(), "expected --pretrained CKPT");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
-  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
-                                    o.val_split(), o.seed(), "knn");
+  const auto splits = open_labelled(o.data(), open_options(o), o.val_split(), o.seed(), "knn");
   const auto& bank_set = splits.labelled_train();
   const auto& test_set = *splits.test;
   const auto b = load_backbone(o.pretrained());
@@ -136,6 +140,13 @@ KnnResult run_knn(const KnnCommandOptions& o) {
       r.top1, r.top5, o.knn_k(), o.knn_t(), r.bank_size, bank_set.description,
       r.test_size, test_set.description, seconds_since(t0)));
   return r;
+}
+
+int knn_command(const KnnCommandOptions& options, const Invocation&) {
+  const auto r = run_knn(options);
+  std::printf("knn top-1 %.2f%% top-5 %.2f%% (bank %lld, test %lld)\n", r.top1, r.top5,
+              static_cast<long long>(r.bank_size), static_cast<long long>(r.test_size));
+  return 0;
 }
 
 }  // namespace moco::train

@@ -15,7 +15,6 @@
 #include <functional>
 
 #include "data/eval_transform.h"
-#include "train/options.h"
 
 namespace moco::data {
 struct ImageSet;
@@ -23,12 +22,19 @@ struct ImageSet;
 
 namespace moco::train {
 
+struct KnnCommandOptions;
+struct Invocation;
+
+// The official CIFAR demo's neighbours and temperature: --knn-k, --knn-t.
+constexpr int64_t kKnnK = 200;
+constexpr double kKnnT = 0.1;
+
 // Maps a normalised float batch to features (the encoder, or the pixels).
 using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
 
 struct KnnOptions {
-  TORCH_ARG(int64_t, k) = 200;      // --knn-k
-  TORCH_ARG(double, t) = 0.1;       // --knn-t
+  TORCH_ARG(int64_t, k) = kKnnK;
+  TORCH_ARG(double, t) = kKnnT;
   TORCH_ARG(int64_t, bank) = 0;     // --knn-bank: bank images; 0: all
   TORCH_ARG(int64_t, test) = 0;     // --knn-test: test images; 0: all
   // Images per forward pass. 512 keeps the monitor's activations below the
@@ -54,7 +60,7 @@ KnnResult knn_evaluate(const torch::Tensor& bank_features,
                        const torch::Tensor& bank_labels,
                        const torch::Tensor& test_features,
                        const torch::Tensor& test_labels, int64_t classes,
-                       int64_t k = 200, double t = 0.1, int64_t batch = 512);
+                       const KnnOptions& options = {});
 
 struct FeatureOptions {
   TORCH_ARG(int64_t, batch) = 512;
@@ -99,5 +105,7 @@ torch::Tensor pixel_features(const torch::Tensor& x);
 
 // `moco knn`: the classifier on a checkpoint's backbone features.
 KnnResult run_knn(const KnnCommandOptions& options);
+// `moco knn`: run_knn, and its result as one line on stdout.
+int knn_command(const KnnCommandOptions& options, const Invocation& call);
 
 }  // namespace moco::train

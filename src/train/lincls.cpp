@@ -2,12 +2,10 @@
 
 #include <torch/torch.h>
 
-#include <filesystem>
 
 #include <fmt/format.h>
 
 #include "core/log.h"
-#include "core/progress.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
 #include "data/loader.h"
@@ -21,7 +19,6 @@
 
 namespace moco::train {
 
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -164,10 +161,11 @@ LinclsResult run_lincls(const LinclsOptions& o) {
               "--resume CKPT (a linear classifier checkpoint)");
   use_threads(o.threads());
   const auto device = resolve_device(o.device());
+  const auto eval =
+      FeatureOptions().batch(o.batch_size()).workers(resolve_workers(o.workers())).device(device);
   torch::manual_seed(static_cast<uint64_t>(o.seed()));
 
-  const auto splits = open_labelled(o.data(), o.channels(), o.max_image_pixels(),
-                                    o.val_split(), o.seed(), "lincls");
+  const auto splits = open_labelled(o.data(), open_options(o), o.val_split(), o.seed(), "lincls");
   const data::ImageSet& train_set = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(train_set.num_classes, val_set.num_classes);
@@ -185,55 +183,39 @@ LinclsResult run_lincls(const LinclsOptions& o) {
            train_set.description, " (", train_set.size(), ") / ",
            val_set.description, " (", val_set.size(), ")");
 
-  LinclsResult result;
   if (o.evaluate()) {
-    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(),
-                                         resolve_workers(o.workers()), device);
-    log_info(fmt::format(" * Acc@1 {:.3f} Acc@5 {:.3f}", acc.top1, acc.top5));
-    result.acc1 = result.best_acc1 = acc.top1;
-    result.acc5 = acc.top5;
-    return result;
+    return evaluation_only(evaluate_classifier(c.net, val_set, transform, eval));
   }
 
-  const std::string ckpt_path = guard_output(o.output(), !o.resume().empty(), false);
-  OutputLock lock(o.output());
-  const std::string best_path =
-      (fs::path(o.output()) / "model_best.pth.tar").string();
-  io::MetricsWriter metrics((fs::path(o.output()) / "metrics.jsonl").string());
-  if (o.tensorboard()) metrics.enable_tensorboard(o.output());
-  metrics.write(io::ConfigRecord{options_to_json(o), train_set.size(),
-                                 train_set.description});
-
+  ClassifierSession session(o.output(), !o.resume().empty());
+  session.open_metrics(o.tensorboard())
+      .write(io::ConfigRecord{options_to_json(o), train_set.size(), train_set.description});
   bool warned = false;
   auto loader = classification_loader(train_set, transform, o.batch_size(),
                                       resolve_workers(o.workers()), o.seed(), device);
-  for (int64_t epoch = c.start_epoch; epoch < o.epochs(); ++epoch) {
-    const double lr =
-        learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
+  double lr = 0, loss = 0;
+  ClassifierEpochs e;
+  e.train = [&](int64_t epoch) {
+    lr = learning_rate(o.lr(), epoch, o.epochs(), o.cos(), o.schedule());
     c.sgd->set_lr(lr);
-    const auto t0 = Clock::now();
-    const double loss = train_epoch(c, *loader, o, epoch, lr, device);
-    const auto acc = evaluate_classifier(c.net, val_set, transform, o.batch_size(),
-                                         resolve_workers(o.workers()), device);
-    const bool is_best = acc.top1 > c.best_acc1;
-    c.best_acc1 = std::max(c.best_acc1, acc.top1);
-    result.acc1 = acc.top1;
-    result.acc5 = acc.top5;
-    result.best_acc1 = c.best_acc1;
-    ++result.epochs_done;
-    const double secs = seconds_since(t0);
+    loss = train_epoch(c, *loader, o, epoch, lr, device);
+  };
+  e.evaluate = [&] {
+    return evaluate_classifier(c.net, val_set, transform, eval);
+  };
+  e.report = [&](int64_t epoch, const Accuracy& acc, double best, double secs) {
     log_info(fmt::format(
         "lincls epoch {}/{}: loss {:.4f}, val Acc@1 {:.3f} Acc@5 {:.3f} (best "
         "{:.3f}), {:.1f}s",
-        epoch + 1, o.epochs(), loss, acc.top1, acc.top5, c.best_acc1, secs));
-    metrics.write(io::LinclsRecord{epoch, lr, loss, acc.top1, acc.top5, secs});
+        epoch + 1, o.epochs(), loss, acc.top1, acc.top5, best, secs));
+    session.metrics().write(io::LinclsRecord{epoch, lr, loss, acc.top1, acc.top5, secs});
     warn_if_not_learning(loss, acc.top1, classes, epoch + 1 == o.epochs(), o.lr(),
                          &warned);
-    save_lincls(ckpt_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
-    if (is_best) save_lincls(best_path, c.net, *c.sgd, epoch + 1, c.best_acc1, o);
-  }
-  result.checkpoint = ckpt_path;
-  result.best = best_path;
+  };
+  e.save = [&](const std::string& path, int64_t next_epoch, double best) {
+    save_lincls(path, c.net, *c.sgd, next_epoch, best, o);
+  };
+  const LinclsResult result = session.run(c.start_epoch, o.epochs(), c.best_acc1, e);
   if (!o.pretrained().empty()) {
     // main_lincls.py's sanity_check: only fc may have changed.
     c.net->to(torch::kCPU);
@@ -244,7 +226,7 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   }
   log_info(fmt::format("lincls: best val Acc@1 {:.3f}, last Acc@1 {:.3f} "
                        "Acc@5 {:.3f}; checkpoint {}",
-                       c.best_acc1, result.acc1, result.acc5, ckpt_path));
+                       result.best_acc1, result.acc1, result.acc5, result.checkpoint));
   return result;
 }
 

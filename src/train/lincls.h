@@ -11,15 +11,12 @@
 
 #include <string>
 
+#include "train/classify.h"
 #include "train/options.h"
 
 namespace moco::train {
 
-struct LinclsResult {
-  double best_acc1 = 0, acc1 = 0, acc5 = 0;  // last evaluation
-  int64_t epochs_done = 0;
-  std::string checkpoint, best;
-};
+using LinclsResult = ClassifierResult;
 
 LinclsResult run_lincls(const LinclsOptions& options);
 

@@ -16,14 +16,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include <optional>
+#include <functional>
+#include <map>
+#include <memory>
 #include <set>
 #include <string>
-#include <tuple>
+#include <typeindex>
 #include <vector>
 
 #include "core/args.h"
 #include "data/dataset.h"
+#include "train/knn.h"
 
 namespace moco::train {
 
@@ -62,8 +65,8 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, width) = 64;
   TORCH_ARG(int64_t, crop_size) = 0;      // 0: 224, or the image size if small
   TORCH_ARG(bool, blur) = true;           // with --aug-plus
-  TORCH_ARG(int64_t, knn_k) = 200;
-  TORCH_ARG(double, knn_t) = 0.1;
+  TORCH_ARG(int64_t, knn_k) = kKnnK;
+  TORCH_ARG(double, knn_t) = kKnnT;
   TORCH_ARG(int64_t, knn_freq) = 1;       // epochs between monitors; 0: end only
   TORCH_ARG(int64_t, knn_bank) = 0;       // train images in the bank; 0: all
   TORCH_ARG(int64_t, knn_test) = 0;       // test images scored; 0: all
@@ -73,8 +76,8 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
   TORCH_ARG(bool, strict_data) = false;   // unreadable image: error, not skip
-  TORCH_ARG(int64_t, shuffle_buffer) = 1000;  // tar shards: samples per worker's buffer
-  // Distributed (official names; see dist/environment.h).
+  TORCH_ARG(int64_t, shuffle_buffer) = data::kShuffleBuffer;  // tar shards
+  // Distributed (official names; see distributed/environment.h).
   TORCH_ARG(std::string, dist_url) = "";
   TORCH_ARG(std::string, dist_backend) = "gloo";
   TORCH_ARG(int64_t, world_size) = -1;
@@ -166,8 +169,8 @@ struct FinetuneOptions {
 struct KnnCommandOptions {
   TORCH_ARG(std::string, data) = "";
   TORCH_ARG(std::string, pretrained) = "";
-  TORCH_ARG(int64_t, knn_k) = 200;
-  TORCH_ARG(double, knn_t) = 0.1;
+  TORCH_ARG(int64_t, knn_k) = kKnnK;
+  TORCH_ARG(double, knn_t) = kKnnT;
   TORCH_ARG(int64_t, batch_size) = 256;
   TORCH_ARG(int64_t, knn_bank) = 0;  // training images in the bank; 0: all
   TORCH_ARG(int64_t, knn_test) = 0;  // test images scored; 0: all
@@ -209,7 +212,7 @@ struct ReportOptions {
 struct PreviewAugOptions {
   TORCH_ARG(std::string, data) = "";
   TORCH_ARG(std::string, output) = "preview-aug.png";
-  TORCH_ARG(std::string, aug) = "v2";  // v1 | v2
+  TORCH_ARG(bool, aug_plus) = true;   // MoCo v2's augmentation; false: v1's
   TORCH_ARG(int64_t, crop_size) = 0;   // 0: the image size if <= 64 px, else 224
   TORCH_ARG(int64_t, images) = 8;
   TORCH_ARG(int64_t, seed) = 0;
@@ -230,11 +233,11 @@ struct ShardOptions {
 
 struct BenchDataOptions {
   TORCH_ARG(std::string, data) = "";
-  TORCH_ARG(int64_t, shuffle_buffer) = 1000;
+  TORCH_ARG(int64_t, shuffle_buffer) = data::kShuffleBuffer;
   TORCH_ARG(int64_t, workers) = -1;  // -1: all cores
   TORCH_ARG(int64_t, batch_size) = 64;
   TORCH_ARG(int64_t, crop_size) = 224;
-  TORCH_ARG(std::string, aug) = "v2";  // v1 | v2
+  TORCH_ARG(bool, aug_plus) = true;    // MoCo v2's augmentation; false: v1's
   TORCH_ARG(int64_t, images) = 0;      // 0: all
   TORCH_ARG(int64_t, channels) = 0;
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
@@ -255,11 +258,21 @@ struct SweepOptions {
   TORCH_ARG(std::vector<std::string>, pretrain_args) = {};
 };
 
-enum class Command {
-  pretrain, lincls, finetune, knn, embed, export_, report, bench_data, sweep,
-  preview_aug, shard
+// The flags of every command, listed in the table for the command name
+// kEveryCommand.
+struct GlobalOptions {
+  TORCH_ARG(std::string, log_format) = "text";  // text | json
 };
-const char* command_name(Command c);
+inline constexpr const char* kEveryCommand = "moco";
+
+// What a command's main is given besides its options.
+struct Invocation {
+  std::set<std::string> given;  // keys of the flags on the command line
+  // `moco pretrain WORDS` parsed as the command line would (presets
+  // applied) and checked, without running; the sweep checks its points so.
+  std::function<PretrainOptions(const std::vector<std::string>&, std::set<std::string>*)>
+      parse_pretrain;
+};
 
 // What a pretraining checkpoint does with a flag.
 enum class Persist {
@@ -268,35 +281,28 @@ enum class Persist {
   none,     // not saved
 };
 
-using AllFields = std::tuple<
-    std::optional<args::Field<PretrainOptions>>,
-    std::optional<args::Field<LinclsOptions>>,
-    std::optional<args::Field<FinetuneOptions>>,
-    std::optional<args::Field<KnnCommandOptions>>,
-    std::optional<args::Field<EmbedOptions>>,
-    std::optional<args::Field<ExportOptions>>,
-    std::optional<args::Field<ReportOptions>>,
-    std::optional<args::Field<BenchDataOptions>>,
-    std::optional<args::Field<SweepOptions>>,
-    std::optional<args::Field<PreviewAugOptions>>,
-    std::optional<args::Field<ShardOptions>>>;
-
 struct Arg {
   std::string names;  // CLI11 spelling: "-b,--batch-size", "data,--data"
   std::string help;
   args::Style style = args::Style::value;
   std::vector<args::Check> checks;
   Persist persist = Persist::restore;
-  std::vector<Command> commands;   // the subcommands that take it
-  std::vector<Command> required;   // ... and those that need it
-  AllFields fields;
+  std::vector<std::string> commands;  // the commands that take it ("pretrain")
+  std::vector<std::string> required;  // ... and those that need it
+  // The member it sets in each of those commands' options, by the options'
+  // type (train/commands.h lists the commands and their types).
+  std::map<std::type_index, std::shared_ptr<const void>> fields;
 
   std::string flag() const { return args::long_name(names); }  // "--batch-size"
   std::string key() const { return args::key_of(names); }      // "batch_size"
   bool positional() const { return flag().rfind("-", 0) != 0; }
+  // The member of O's options it sets; nullptr when O's command does not
+  // take it.
   template <class O>
-  const std::optional<args::Field<O>>& field() const {
-    return std::get<std::optional<args::Field<O>>>(fields);
+  const args::Field<O>* field() const {
+    const auto it = fields.find(typeid(O));
+    return it == fields.end() ? nullptr
+                              : static_cast<const args::Field<O>*>(it->second.get());
   }
 
   // Fluent setters for the table.
@@ -312,7 +318,7 @@ struct Arg {
     style = s;
     return std::move(*this);
   }
-  Arg&& required_for(std::vector<Command> c) && {
+  Arg&& required_for(std::vector<std::string> c) && {
     required = std::move(c);
     return std::move(*this);
   }
@@ -322,8 +328,14 @@ struct Arg {
 const std::vector<Arg>& arg_table();
 
 // The table's entry for a key ("moco_k") or flag ("--moco-k", "moco-k")
-// of a command; nullptr when it has none.
-const Arg* find_arg(Command c, const std::string& key_or_flag);
+// of a command ("pretrain"); nullptr when it has none.
+const Arg* find_arg(const std::string& command, const std::string& key_or_flag);
+
+// How a command opens DATA: its --channels and --max-image-pixels.
+template <class O>
+data::OpenOptions open_options(const O& o) {
+  return data::OpenOptions().channels(o.channels()).max_image_pixels(o.max_image_pixels());
+}
 
 // Runs each flag's checks on the options (errors name the flag).
 template <class O>
@@ -333,11 +345,30 @@ void validate_flags(const O& o) {
   }
 }
 
+// The command-line words that give the flag `a` the value `v`:
+// {"--lr", "0.1"}, {"--mlp"}, {"--no-progress"}, {"--schedule", "120",
+// "160"}; a positional is spelled as its --key ("--data", "DIR").
+std::vector<std::string> flag_words(const Arg& a, const args::Value& v);
+
+// The flags of `o` named in `keys`, as words its command takes back (the
+// ranks' argv that the launcher starts, from the launcher's parsed flags).
+template <class O>
+std::vector<std::string> command_words(const O& o, const std::set<std::string>& keys) {
+  std::vector<std::string> words;
+  for (const Arg& a : arg_table()) {
+    const auto& f = a.field<O>();
+    if (!f || !keys.count(a.key())) continue;
+    const auto w = flag_words(a, f->get(o));
+    words.insert(words.end(), w.begin(), w.end());
+  }
+  return words;
+}
+
 // Sets a flag of `o` from its command-line text (errors name the flag).
 template <class O>
 void set_flag(O& o, const Arg& a, const std::string& text) {
-  const auto& f = a.field<O>();
-  TORCH_CHECK(f.has_value(), a.flag(), " is not a flag of this command");
+  const auto* f = a.field<O>();
+  TORCH_CHECK(f != nullptr, a.flag(), " is not a flag of this command");
   f->set(o, args::parse(text, f->get(o), a.flag()));
 }
 
@@ -347,7 +378,6 @@ void apply_preset(const std::string& name, const std::set<std::string>& given,
                   PretrainOptions& o);
 // The preset --preset auto stands for: quick without DATA, none with it.
 std::string resolve_preset(const std::string& name, bool data_given);
-std::vector<std::string> preset_names();
 
 // moco_options in a checkpoint (and the config record of metrics.jsonl):
 // every flag saved (restore and record).

@@ -142,13 +142,6 @@ nlohmann::json embedding_2d(const torch::Tensor& features,
   return out;
 }
 
-void write_png(const std::string& path, const torch::Tensor& hwc) {
-  const auto pixels = hwc.contiguous();
-  const auto png = data::encode_png(pixels.data_ptr<uint8_t>(), pixels.size(0),
-                                    pixels.size(1), pixels.size(2));
-  io::atomic_write(path, std::string(png.begin(), png.end()));
-}
-
 std::vector<std::string> write_run_pictures(const std::string& output,
                                             const data::ImageSet& bank_set,
                                             const data::ImageSet& test_set,
@@ -156,7 +149,7 @@ std::vector<std::string> write_run_pictures(const std::string& output,
                                             const KnnFeatures& f) {
   std::vector<std::string> written;
   const auto grid_path = (fs::path(output) / "neighbours.png").string();
-  write_png(grid_path, neighbour_grid(bank_set, test_set, transform, f));
+  data::write_png(grid_path, neighbour_grid(bank_set, test_set, transform, f));
   written.push_back(grid_path);
   if (f.test.size(0) >= 3) {
     const auto e = embedding_2d(f.test, f.test_labels, test_set.classes,

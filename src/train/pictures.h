@@ -42,10 +42,6 @@ nlohmann::json embedding_2d(const torch::Tensor& features,
                             const std::vector<std::string>& class_names,
                             int64_t num_classes, int64_t max_points = 2000);
 
-// A uint8 H x W x C picture as a PNG file, written atomically (the
-// augmentation grid, the neighbour grid).
-void write_png(const std::string& path, const torch::Tensor& hwc);
-
 // OUTPUT/neighbours.png and OUTPUT/embedding.json, which `moco report`
 // shows; returns the paths written.
 std::vector<std::string> write_run_pictures(const std::string& output,

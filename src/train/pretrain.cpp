@@ -11,12 +11,14 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "core/signals.h"
+#include "data/eval_transform.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/preview.h"
-#include "dist/communicator.h"
-#include "dist/gradient_reducer.h"
+#include "distributed/communicator.h"
+#include "distributed/gradient_reducer.h"
+#include "distributed/launcher.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "train/amp.h"
@@ -32,8 +34,8 @@ namespace moco::train {
 
 // ---- Options ----------------------------------------------------------------
 
-dist::DistOptions dist_options(const PretrainOptions& o) {
-  return dist::DistOptions()
+distributed::DistOptions dist_options(const PretrainOptions& o) {
+  return distributed::DistOptions()
       .dist_url(o.dist_url())
       .dist_backend(o.dist_backend())
       .world_size(o.world_size())
@@ -107,9 +109,15 @@ void restore_resumed_options(PretrainOptions& o,
   }
 }
 
+void finish_options(PretrainOptions& o, const std::set<std::string>& given) {
+  o.preset(resolve_preset(o.preset(), given.count("data") > 0));
+  apply_preset(o.preset(), given, o);
+  restore_resumed_options(o, given);
+}
+
 // ---- The plan ------------------------------------------------------------------
 
-PretrainPlan resolve_plan(const PretrainOptions& opts, const dist::DistEnv& env,
+PretrainPlan resolve_plan(const PretrainOptions& opts, const distributed::DistEnv& env,
                           const data::ImageSet& train) {
   PretrainPlan p;
   p.env = env;
@@ -143,16 +151,16 @@ PretrainPlan resolve_plan(const PretrainOptions& opts, const dist::DistEnv& env,
   // used at their own size with the small-image stem, as the CIFAR demo; a
   // crop of <= 64 px given by hand implies that stem too.
   const int64_t side = data::typical_image_side(train);
-  const bool small = side > 0 && side <= 64;
+  const bool small = data::small_stem_for(data::default_crop(side));
   std::string why;
   if (o.crop_size() <= 0) {
-    o.crop_size(small ? side : 224);
+    o.crop_size(data::default_crop(side));
     why = small ? fmt::format("crop {} (the images are {} px{})", side, side,
                               train.on_disk() ? ", median of sampled headers" : "")
                 : fmt::format("crop 224 (the images are {} px)", side);
   }
   if (o.stem() == "auto") {
-    o.stem(o.crop_size() <= 64 ? "small" : "imagenet");
+    o.stem(data::small_stem_for(o.crop_size()) ? "small" : "imagenet");
     why += fmt::format("{}{} stem (crop {} px)", why.empty() ? "" : ", ",
                        o.stem() == "small" ? "small-image" : "ImageNet", o.crop_size());
   }
@@ -222,40 +230,6 @@ Sgd make_optimizer(models::Moco& model, const PretrainOptions& o) {
 namespace {
 
 // ---- Checkpoints -----------------------------------------------------------------
-
-// `epoch` is the epoch to start from, as in the official layout; a
-// checkpoint written within an epoch (--save-freq, a signal, --max-steps)
-// holds that epoch and `epoch_step`, the batches of it already trained.
-void save_checkpoint(const std::string& path, models::Moco& model, Sgd& sgd,
-                     Amp& amp, int64_t epoch, int64_t epoch_step,
-                     int64_t global_step, const PretrainOptions& o) {
-  auto ckpt = io::new_dict();
-  ckpt.insert("epoch", epoch);
-  ckpt.insert("epoch_step", epoch_step);
-  ckpt.insert("arch", o.arch());
-  ckpt.insert("state_dict", prefixed_state_dict(*model, "module."));
-  // encoder_q's parameters 0..n-1, encoder_k's n..2n-1 (never stepped), as
-  // the official script's optimizer lists them.
-  ckpt.insert("optimizer",
-              sgd_state_dict(sgd, model->encoder_k->parameters().size(), o.lr()));
-  ckpt.insert("moco_options", options_to_json(o).dump());
-  ckpt.insert("global_step", global_step);
-  auto rng = io::new_dict();
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    rng.insert("torch", gen.get_state());
-  }
-  ckpt.insert("rng_state", rng);
-  if (amp.scaling()) {
-    // GradScaler.state_dict()'s names, as the official AMP recipes save it.
-    auto scaler = io::new_dict();
-    scaler.insert("scale", amp.scaler().value());
-    scaler.insert("_growth_tracker", amp.scaler().growth_tracker());
-    ckpt.insert("scaler", scaler);
-  }
-  io::save_pickle(path, ckpt);
-}
 
 struct ResumeState {
   int64_t epoch = 0;
@@ -352,11 +326,11 @@ struct Session {
   PretrainPlan plan;
   data::Splits splits;
   std::shared_ptr<data::ImageSet> train_set;
-  std::shared_ptr<dist::Communicator> comm;
+  std::shared_ptr<distributed::Communicator> comm;
   models::Moco model{nullptr};
   std::unique_ptr<Sgd> sgd;
   std::unique_ptr<Amp> amp;
-  std::unique_ptr<dist::GradientReducer> reducer;
+  std::unique_ptr<distributed::GradientReducer> reducer;
   std::unique_ptr<data::BatchSource> loader;
   std::unique_ptr<OutputLock> lock;  // rank 0's hold on --output
   io::MetricsWriter metrics;
@@ -373,11 +347,46 @@ struct Session {
   }
 };
 
-std::shared_ptr<dist::Communicator> connect(const PretrainOptions& o,
-                                            const dist::DistEnv& env) {
+// `epoch` is the epoch to start from, as in the official layout; a
+// checkpoint written within an epoch (--save-freq, a signal, --max-steps)
+// holds that epoch and `epoch_step`, the batches of it already trained.
+void save_checkpoint(Session& s, int64_t epoch, int64_t epoch_step) {
+  const auto& o = s.o();
+  auto& model = s.model;
+  auto& amp = *s.amp;
+  auto ckpt = io::new_dict();
+  ckpt.insert("epoch", epoch);
+  ckpt.insert("epoch_step", epoch_step);
+  ckpt.insert("arch", o.arch());
+  ckpt.insert("state_dict", prefixed_state_dict(*model, "module."));
+  // encoder_q's parameters 0..n-1, encoder_k's n..2n-1 (never stepped), as
+  // the official script's optimizer lists them.
+  ckpt.insert("optimizer",
+              sgd_state_dict(*s.sgd, model->encoder_k->parameters().size(), o.lr()));
+  ckpt.insert("moco_options", options_to_json(o).dump());
+  ckpt.insert("global_step", s.global_step);
+  auto rng = io::new_dict();
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    rng.insert("torch", gen.get_state());
+  }
+  ckpt.insert("rng_state", rng);
+  if (amp.scaling()) {
+    // GradScaler.state_dict()'s names, as the official AMP recipes save it.
+    auto scaler = io::new_dict();
+    scaler.insert("scale", amp.scaler().value());
+    scaler.insert("_growth_tracker", amp.scaler().growth_tracker());
+    ckpt.insert("scaler", scaler);
+  }
+  io::save_pickle(s.ckpt_path, ckpt);
+}
+
+std::shared_ptr<distributed::Communicator> connect(const PretrainOptions& o,
+                                            const distributed::DistEnv& env) {
   if (!env.distributed()) return nullptr;
   set_log_rank(env.rank, env.rank != 0);
-  auto comm = dist::Communicator::connect(
+  auto comm = distributed::Communicator::connect(
       env, o.dist_backend(),
       std::chrono::milliseconds(static_cast<int64_t>(o.dist_timeout() * 1000)));
   log_info("distributed: ", env.world_size, " processes (", env.source, ", ",
@@ -412,7 +421,7 @@ void wire_ranks(Session& s) {
     log_info("SyncBN: BatchNorm statistics over all ", ex.world_size,
              " processes (no shuffle-BN)");
   }
-  s.reducer = std::make_unique<dist::GradientReducer>(
+  s.reducer = std::make_unique<distributed::GradientReducer>(
       comm, s.model->encoder_q->parameters());
 }
 
@@ -442,17 +451,13 @@ std::unique_ptr<data::BatchSource> make_loader(const Session& s) {
 
 Session start_session(const PretrainOptions& opts) {
   validate(opts);
-  const auto env = dist::resolve(dist_options(opts), dist::environment());
+  const auto env = distributed::resolve(dist_options(opts), distributed::environment());
   Session s;
   s.comm = connect(opts, env);
   // Never write over a run's results by accident (rank 0 creates the folder).
   s.ckpt_path = guard_output(opts.output(), !opts.resume().empty(), false);
   if (env.rank == 0) s.lock = std::make_unique<OutputLock>(opts.output());
-  s.splits = data::open_dataset(opts.data(),
-                                data::OpenOptions()
-                                    .channels(opts.channels())
-                                    .strict(opts.strict_data())
-                                    .max_image_pixels(opts.max_image_pixels()));
+  s.splits = data::open_dataset(opts.data(), open_options(opts).strict(opts.strict_data()));
   s.train_set = std::make_shared<data::ImageSet>(std::move(s.splits.train));
   s.plan = resolve_plan(opts, env, *s.train_set);
   torch::manual_seed(static_cast<uint64_t>(s.o().seed()));
@@ -544,7 +549,7 @@ void write_augmentation_preview(const Session& s) {
   // Shards are streamed: the picture would cost a pass over a shard.
   if (!s.plan.root() || fs::exists(path) || s.train_set->streamed()) return;
   try_picture(path, [&] {
-    write_png(path, data::augmentation_grid(*s.train_set, run_augment(s), 8,
+    data::write_png(path, data::augmentation_grid(*s.train_set, run_augment(s), 8,
                                             static_cast<uint64_t>(s.o().seed())));
   });
 }
@@ -742,8 +747,7 @@ EpochStats run_epoch(Session& s, int64_t epoch, int64_t first_step) {
     if ((sig = stop_signal(s)) != 0) break;
     if (o.save_freq() > 0 && s.global_step % o.save_freq() == 0 &&
         step < s.plan.steps_per_epoch && s.plan.root()) {
-      save_checkpoint(s.ckpt_path, s.model, *s.sgd, *s.amp, epoch, step,
-                      s.global_step, o);
+      save_checkpoint(s, epoch, step);
     }
   }
   auto e = log.finish();
@@ -768,9 +772,8 @@ void end_epoch(Session& s, int64_t epoch, const EpochStats& e) {
   s.metrics.write(io::EpochRecord{epoch, e.loss, e.steps, e.seconds, img_per_s,
                                   wait_share, skipped, e.complete});
   if (s.plan.root()) {
-    save_checkpoint(s.ckpt_path, s.model, *s.sgd, *s.amp,
-                    e.complete ? epoch + 1 : epoch,
-                    e.complete ? 0 : e.first_step + e.steps, s.global_step, o);
+    save_checkpoint(s, e.complete ? epoch + 1 : epoch,
+                    e.complete ? 0 : e.first_step + e.steps);
   }
 }
 
@@ -841,6 +844,29 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
   result.skipped_files = s.loader->skipped_files();
   log_final(result);
   return result;
+}
+
+int pretrain_command(const PretrainOptions& options, const Invocation& call) {
+  if (options.nproc_per_node() > 0 || options.multiprocessing_distributed()) {
+    int64_t nproc = options.nproc_per_node();
+    if (nproc <= 0) {
+      nproc = torch::cuda::is_available()
+                  ? static_cast<int64_t>(torch::cuda::device_count())
+                  : 1;
+    }
+    // The ranks take the launcher's flags as given, less its own two.
+    auto rank_flags = call.given;
+    rank_flags.erase("nproc_per_node");
+    rank_flags.erase("multiprocessing_distributed");
+    std::vector<std::string> rank_argv = {"moco", "pretrain"};
+    for (auto& w : command_words(options, rank_flags)) rank_argv.push_back(std::move(w));
+    const auto node = distributed::resolve(dist_options(options), distributed::environment());
+    return distributed::spawn_local(rank_argv, nproc, node, options.dist_timeout());
+  }
+  PretrainOptions o = options;
+  finish_options(o, call.given);
+  run_pretrain(o);
+  return 0;
 }
 
 }  // namespace moco::train

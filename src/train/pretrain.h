@@ -18,7 +18,7 @@
 #include <string>
 
 #include "data/eval_transform.h"
-#include "dist/environment.h"
+#include "distributed/environment.h"
 #include "models/moco.h"
 #include "train/options.h"
 #include "train/sgd.h"
@@ -29,8 +29,8 @@ struct ImageSet;
 
 namespace moco::train {
 
-// The distributed flags, for dist::resolve.
-dist::DistOptions dist_options(const PretrainOptions& o);
+// The distributed flags, for distributed::resolve.
+distributed::DistOptions dist_options(const PretrainOptions& o);
 
 // Runs every flag's checks (the table's) and those between flags; throws
 // c10::Error naming the flag.
@@ -43,11 +43,15 @@ void validate(const PretrainOptions& o);
 void restore_resumed_options(PretrainOptions& o,
                              const std::set<std::string>& given);
 
+// The options as the command line leaves them: --preset's values, then
+// the resumed checkpoint's flags, for those not given.
+void finish_options(PretrainOptions& o, const std::set<std::string>& given);
+
 // What the options, the data and this process's place in the run come to,
 // resolved once and logged once.
 struct PretrainPlan {
   PretrainOptions options;  // stem, crop_size, threads, workers, amp resolved
-  dist::DistEnv env;
+  distributed::DistEnv env;
   torch::Device device = torch::kCPU;
   int64_t local_batch = 0;   // this process's share of -b
   int64_t local_splits = 1;  // its BN groups
@@ -60,7 +64,7 @@ struct PretrainPlan {
 };
 
 PretrainPlan resolve_plan(const PretrainOptions& options,
-                          const dist::DistEnv& env,
+                          const distributed::DistEnv& env,
                           const data::ImageSet& train);
 
 // The model and the optimizer as pretraining builds them (the step parity
@@ -82,5 +86,10 @@ struct PretrainResult {
 };
 
 PretrainResult run_pretrain(const PretrainOptions& options);
+
+// `moco pretrain`: with --nproc-per-node or --multiprocessing-distributed,
+// this process starts the ranks (each with the flags given but those two)
+// and watches them; else it trains. Returns the exit status.
+int pretrain_command(const PretrainOptions& options, const Invocation& call);
 
 }  // namespace moco::train

@@ -2,17 +2,11 @@
 
 #include <c10/util/Exception.h>
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -20,10 +14,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
-#include "io/charts.h"
+#include "core/subprocess.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
 #include "train/runtime.h"
+#include "train/sweep_report.h"
 
 namespace moco::train {
 
@@ -48,55 +43,12 @@ std::vector<std::string> pretrain_flag_names() {
   return names;
 }
 
-// The words that give `flag` the value `text` on `moco pretrain`'s command
-// line.
-std::vector<std::string> flag_words(const Arg& a, const std::string& text) {
-  const args::Value v = args::parse(text, a.field<PretrainOptions>()->get({}), a.flag());
-  if (a.style == args::Style::flag) {
-    return {std::get<bool>(v) ? a.flag() : a.flag() + "=false"};
-  }
-  if (a.style == args::Style::negated) {
-    return {a.flag() + (std::get<bool>(v) ? "=false" : "")};
-  }
-  std::vector<std::string> words = {a.positional() ? "--" + a.key() : a.flag()};
-  std::istringstream in(text);
-  std::string w;
-  if (std::holds_alternative<std::vector<int64_t>>(v)) {
-    while (in >> w) words.push_back(w);
-  } else {
-    words.push_back(text);
-  }
-  return words;
-}
-
 // A folder name from a value: no slashes or spaces.
 std::string sanitize(std::string s) {
   for (char& c : s) {
     if (c == '/' || c == ' ' || c == '\\') c = '_';
   }
   return s;
-}
-
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? NAN : s / static_cast<double>(v.size());
-}
-
-double std_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / static_cast<double>(v.size() - 1));
-}
-
-std::string pct(double v) { return std::isfinite(v) ? fmt::format("{:.2f}%", v) : "-"; }
-
-std::string duration(double s) {
-  const auto t = static_cast<int64_t>(std::lround(s));
-  return t >= 3600 ? fmt::format("{}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60)
-                   : fmt::format("{}:{:02d}", t / 60, t % 60);
 }
 
 // ---- Points -----------------------------------------------------------------
@@ -203,37 +155,6 @@ std::string shell_line(const std::vector<std::string>& words) {
   return s;
 }
 
-// ---- Processes ----------------------------------------------------------------
-
-pid_t spawn(const std::string& binary, const std::vector<std::string>& words,
-            const std::string& log_path) {
-  std::vector<std::string> argv = {"moco", "pretrain"};
-  argv.insert(argv.end(), words.begin(), words.end());
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  TORCH_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
-  if (pid == 0) {
-    // A point dies with the sweep: a killed sweep leaves no orphan writing
-    // to a folder the next sweep will resume.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(1);
-    const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::close(fd);
-    }
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    ::execv(binary.c_str(), cargv.data());
-    std::fprintf(stderr, "moco sweep: cannot start %s: %s\n", binary.c_str(),
-                 std::strerror(errno));
-    ::_exit(127);
-  }
-  return pid;
-}
-
 fs::path done_file(const SweepPoint& p) { return fs::path(p.dir) / "point.json"; }
 
 struct Running {
@@ -256,8 +177,15 @@ int64_t run_points(const std::vector<SweepPoint>& points, const SweepOptions& o,
     fs::create_directories(p.dir);
     const auto words = command_of(p, o, machine);
     log_info("sweep: starting ", p.name, ": ", shell_line(words));
-    running[spawn(hooks.binary, words, (fs::path(p.dir) / "log.txt").string())] = {
-        next, Clock::now()};
+    // A point dies with the sweep: a killed sweep leaves no orphan writing
+    // to a folder the next sweep will resume.
+    ChildOptions child;
+    child.binary = hooks.binary;
+    child.argv = {"moco", "pretrain"};
+    child.argv.insert(child.argv.end(), words.begin(), words.end());
+    child.log = (fs::path(p.dir) / "log.txt").string();
+    child.what = "sweep point " + p.name;
+    running[spawn_child(child)] = {next, Clock::now()};
     ++next;
     return true;
   };
@@ -275,13 +203,13 @@ int64_t run_points(const std::vector<SweepPoint>& points, const SweepOptions& o,
     if (it == running.end()) continue;
     const auto& p = points[it->second.point];
     const double wall = seconds_since(it->second.t0);
-    const int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    const int code = exit_code(st);
     if (code == 0) {
       io::atomic_write(done_file(p).string(),
                        nlohmann::json{{"name", p.name}, {"wall_seconds", wall}}.dump() + "\n");
       const auto r = read_point_result((fs::path(p.dir) / "metrics.jsonl").string());
       log_info(fmt::format("sweep: {} done in {}: kNN top-1 {}", p.name,
-                           duration(wall), pct(r.knn_top1)));
+                           format_duration(wall), format_percent(r.knn_top1)));
     } else {
       ++failed;
       (*status)[it->second.point] = fmt::format("failed (exit {})", code);
@@ -293,162 +221,19 @@ int64_t run_points(const std::vector<SweepPoint>& points, const SweepOptions& o,
   return failed;
 }
 
-// ---- Results -------------------------------------------------------------------
-
-struct Row {
-  const SweepPoint* point;
-  PointResult r;
-  std::string status;
-};
-
-std::string markdown(const SweepOptions& o, const std::vector<SweepAxis>& axes,
-                     const std::vector<Row>& rows) {
-  std::string md = "# moco sweep\n\n";
-  std::string cmd = "moco sweep";
-  for (const auto& s : o.set()) cmd += " --set " + s;
-  for (const auto& p : o.point()) cmd += " --point '" + p + "'";
-  cmd += " --seeds ";
-  for (size_t i = 0; i < o.seeds().size(); ++i) {
-    cmd += (i ? "," : "") + std::to_string(o.seeds()[i]);
-  }
-  cmd += " -o " + o.output();
-  if (!o.pretrain_args().empty()) {
-    cmd += " --";
-    for (const auto& w : o.pretrain_args()) cmd += " " + w;
-  }
-  md += "Command: `" + cmd + "`\n\nEach point is `moco pretrain` with the shared "
-        "flags, the point's values, `--seed S` and `--output " + o.output() +
-        "/<point>`; its log is `<point>/log.txt`.\n\n";
-  md += "## Points\n\n|";
-  for (const auto& a : axes) md += " " + a.flag + " |";
-  md += " seed | kNN top-1 | kNN top-5 | pretext acc@1 | loss | training time | status |\n|";
-  for (size_t i = 0; i < axes.size() + 7; ++i) md += "---|";
-  md += "\n";
-  for (const auto& row : rows) {
-    md += "|";
-    for (const auto& v : row.point->values) md += " " + v + " |";
-    md += fmt::format(" {} | {} | {} | {} | {} | {} | {} |\n", row.point->seed,
-                      pct(row.r.knn_top1), pct(row.r.knn_top5), pct(row.r.pretext_acc1),
-                      std::isfinite(row.r.loss) ? fmt::format("{:.4f}", row.r.loss) : "-",
-                      duration(row.r.train_seconds), row.status);
-  }
-  md += "\n## Over seeds (mean ± sample std)\n\n|";
-  for (const auto& a : axes) md += " " + a.flag + " |";
-  md += " seeds | kNN top-1 | min - max | pretext acc@1 | loss |\n|";
-  for (size_t i = 0; i < axes.size() + 5; ++i) md += "---|";
-  md += "\n";
-  std::map<std::vector<std::string>, std::vector<const Row*>> groups;
-  std::vector<std::vector<std::string>> order;
-  for (const auto& row : rows) {
-    if (!groups.count(row.point->values)) order.push_back(row.point->values);
-    if (std::isfinite(row.r.knn_top1)) groups[row.point->values].push_back(&row);
-  }
-  for (const auto& values : order) {
-    std::vector<double> knn, acc, loss;
-    for (const Row* r : groups[values]) {
-      knn.push_back(r->r.knn_top1);
-      acc.push_back(r->r.pretext_acc1);
-      loss.push_back(r->r.loss);
-    }
-    md += "|";
-    for (const auto& v : values) md += " " + v + " |";
-    if (knn.empty()) {
-      md += " 0 | - | - | - | - |\n";
-      continue;
-    }
-    md += fmt::format(" {} | {:.2f} ± {:.2f}% | {:.2f} - {:.2f}% | {:.2f}% | {:.4f} |\n",
-                      knn.size(), mean_of(knn), std_of(knn),
-                      *std::min_element(knn.begin(), knn.end()),
-                      *std::max_element(knn.begin(), knn.end()), mean_of(acc),
-                      mean_of(loss));
-  }
-  return md;
-}
-
-// Final kNN (and pretext accuracy) against the first swept flag's values,
-// one line per combination of the others, mean and spread over seeds; the
-// kNN curves of every point.
-std::vector<io::Chart> sweep_charts(const std::vector<SweepAxis>& axes,
-                                    const std::vector<Row>& rows) {
-  io::Chart knn{"final kNN top-1 (%), mean ± std over seeds", axes[0].flag, {}, axes[0].values};
-  io::Chart acc{"final pretext top-1 (%), mean over seeds", axes[0].flag, {}, axes[0].values};
-  std::map<std::vector<std::string>, std::map<std::string, std::vector<const Row*>>> by;
-  std::vector<std::vector<std::string>> order;
-  for (const auto& row : rows) {
-    std::vector<std::string> rest(row.point->values.begin() + 1, row.point->values.end());
-    if (!by.count(rest)) order.push_back(rest);
-    by[rest][row.point->values[0]].push_back(&row);
-  }
-  for (size_t si = 0; si < order.size(); ++si) {
-    std::string name;
-    for (size_t i = 0; i < order[si].size(); ++i) {
-      name += (i ? ", " : "") + axes[i + 1].key + " " + order[si][i];
-    }
-    io::Series k{name.empty() ? "kNN" : name, io::palette(si), {}};
-    io::Series a{name.empty() ? "pretext" : name, io::palette(si), {}};
-    for (size_t vi = 0; vi < axes[0].values.size(); ++vi) {
-      std::vector<double> kv, av;
-      for (const Row* r : by[order[si]][axes[0].values[vi]]) {
-        if (std::isfinite(r->r.knn_top1)) kv.push_back(r->r.knn_top1);
-        if (std::isfinite(r->r.pretext_acc1)) av.push_back(r->r.pretext_acc1);
-      }
-      if (!kv.empty()) k.points.push_back({double(vi), mean_of(kv), std_of(kv)});
-      if (!av.empty()) a.points.push_back({double(vi), mean_of(av), 0});
-    }
-    knn.series.push_back(std::move(k));
-    acc.series.push_back(std::move(a));
-  }
-  io::Chart curves{"kNN top-1 (%) per epoch", "epoch", {}, {}, true};
-  for (size_t i = 0; i < rows.size(); ++i) {
-    io::Series s{rows[i].point->name, io::palette(i), {}};
-    for (const auto& [e, v] : rows[i].r.knn_curve) {
-      if (e >= 0) s.points.push_back({static_cast<double>(e + 1), v, 0});
-    }
-    if (!s.points.empty()) curves.series.push_back(std::move(s));
-  }
-  std::vector<io::Chart> charts = {knn, acc};
-  if (!curves.series.empty()) charts.push_back(curves);
-  return charts;
-}
-
-std::string html_page(const std::string& md, const std::string& svg) {
-  // The tables as preformatted markdown: readable as they are, no renderer.
-  return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>moco "
-         "sweep</title><style>body{font-family:sans-serif;margin:20px;"
-         "background:#fafafa}pre{background:#fff;border:1px solid #ccc;"
-         "padding:8px;font-size:12px;overflow:auto}</style></head><body>"
-         "<h1>moco sweep</h1>\n<div id=\"charts\">" +
-         svg + "</div>\n<pre>" + io::escape_xml(md) + "</pre></body></html>\n";
-}
-
 void write_results(const SweepOptions& o, const std::vector<SweepAxis>& axes,
                    const std::vector<SweepPoint>& points,
                    const std::vector<std::string>& status) {
-  std::vector<Row> rows;
-  std::string jsonl;
+  std::vector<SweepRow> rows;
   for (size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
     const auto metrics = fs::path(p.dir) / "metrics.jsonl";
-    Row row{&p, fs::exists(metrics) ? read_point_result(metrics.string()) : PointResult{},
-            status[i]};
+    SweepRow row{&p, fs::exists(metrics) ? read_point_result(metrics.string()) : PointResult{},
+                 status[i]};
     if (row.status.empty()) row.status = fs::exists(done_file(p)) ? "done" : "not run";
-    nlohmann::json j = {{"name", p.name}, {"seed", p.seed}, {"status", row.status},
-                        {"knn_top1", row.r.knn_top1}, {"knn_top5", row.r.knn_top5},
-                        {"pixels_top1", row.r.pixels_top1},
-                        {"pretext_acc1", row.r.pretext_acc1}, {"loss", row.r.loss},
-                        {"train_seconds", row.r.train_seconds},
-                        {"epochs", row.r.epochs}, {"knn_curve", row.r.knn_curve}};
-    for (size_t a = 0; a < axes.size(); ++a) j["flags"][axes[a].key] = p.values[a];
-    jsonl += j.dump() + "\n";
     rows.push_back(std::move(row));
   }
-  const std::string md = markdown(o, axes, rows);
-  const std::string svg = io::svg_document(sweep_charts(axes, rows), 2);
-  const fs::path dir(o.output());
-  io::atomic_write((dir / "sweep.md").string(), md);
-  io::atomic_write((dir / "sweep.jsonl").string(), jsonl);
-  io::atomic_write((dir / "sweep.svg").string(), svg);
-  io::atomic_write((dir / "sweep.html").string(), html_page(md, svg));
+  write_sweep_report(o, axes, rows);
 }
 
 }  // namespace
@@ -483,7 +268,7 @@ std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets) {
     TORCH_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < s.size(),
                 "expected --set FLAG=V1,V2,..., got '", s, "'");
     const std::string name = s.substr(0, eq);
-    const Arg* a = find_arg(Command::pretrain, name);
+    const Arg* a = find_arg("pretrain", name);
     if (a == nullptr) {
       const std::string flag = name.rfind("-", 0) == 0 ? name : "--" + name;
       const std::string best = args::closest(flag, pretrain_flag_names());
@@ -498,7 +283,7 @@ std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets) {
       TORCH_CHECK(!v.empty(), "--set ", s, ": an empty value");
       const auto parsed = args::parse(v, a->field<PretrainOptions>()->get({}), a->flag());
       args::check(parsed, a->checks, a->flag());
-      axis.words.push_back(flag_words(*a, v));
+      axis.words.push_back(flag_words(*a, parsed));
     }
     for (const auto& other : axes) {
       TORCH_CHECK(other.key != axis.key, "--set ", a->flag(), " given twice");
@@ -578,6 +363,12 @@ SweepResult run_sweep(const SweepOptions& o, const SweepHooks& hooks) {
   log_info("sweep: results in ", (fs::path(o.output()) / "sweep.md").string(),
            " (+ sweep.jsonl, sweep.svg, sweep.html)");
   return result;
+}
+
+int sweep_command(const SweepOptions& options, const Invocation& call) {
+  SweepHooks hooks;
+  hooks.parse_pretrain = call.parse_pretrain;
+  return run_sweep(options, hooks).failed > 0 ? 1 : 0;
 }
 
 }  // namespace moco::train

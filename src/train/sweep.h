@@ -12,6 +12,7 @@
 //   SweepResult r = run_sweep(o, hooks);   // hooks.parse_pretrain from cli/
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <set>
 #include <string>
@@ -70,5 +71,9 @@ struct SweepResult {
 };
 
 SweepResult run_sweep(const SweepOptions& options, const SweepHooks& hooks);
+
+// `moco sweep`: the points checked with the command line's parser; exit 1
+// when a point failed.
+int sweep_command(const SweepOptions& options, const Invocation& call);
 
 }  // namespace moco::train

@@ -61,7 +61,7 @@ TEST(Cli, UnknownOrMalformedFlagsFail) {
   EXPECT_NE(r3.rc, 0);
   auto r4 = moco("knn --log-format yaml", dir);
   EXPECT_NE(r4.rc, 0);
-  EXPECT_NE(r4.out.find("--log-format: expected text or json, got 'yaml'"), std::string::npos)
+  EXPECT_NE(r4.out.find("expected --log-format one of text, json, got 'yaml'"), std::string::npos)
       << r4.out;
   // In JSON mode the error is a JSON line too.
   auto r5 = moco("pretrian --log-format=json", dir);

@@ -37,7 +37,7 @@ TEST(Preview, CommandWritesThePngForADataset) {
   test::write_idx_dataset(dir / "data", 16, 12, 4);
   const auto out = (dir / "aug.png").string();
   auto r = test::run_moco("preview-aug '" + (dir / "data").string() +
-                              "' --images 4 --aug v2 -o '" + out + "'",
+                              "' --images 4 --aug-plus -o '" + out + "'",
                           dir);
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("4 images"), std::string::npos) << r.out;

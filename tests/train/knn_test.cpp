@@ -36,8 +36,8 @@ TEST(Knn, EvaluateCountsTop1AndTop5) {
   auto bank = torch::tensor(xy).view({6, 2});
   auto test = torch::tensor({1.0f, 0.0f}).repeat({4, 1});
   auto test_labels = torch::tensor({0, 5, 4, 1}, torch::kInt64);
-  auto r = knn_evaluate(bank, torch::arange(6), test, test_labels, 6, 6, 0.1,
-                        3);
+  auto r = knn_evaluate(bank, torch::arange(6), test, test_labels, 6,
+                        KnnOptions().k(6).t(0.1).batch(3));
   EXPECT_DOUBLE_EQ(r.top1, 25.0);  // only label 0 ranks first
   EXPECT_DOUBLE_EQ(r.top5, 75.0);  // label 5 ranks sixth
   EXPECT_EQ(r.bank_size, 6);

@@ -13,9 +13,9 @@
 #include <memory>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
-namespace moco::dist {
+namespace moco::distributed {
 
 class GradientReducer {
  public:
@@ -41,4 +41,4 @@ class GradientReducer {
   bool finishing_ = false;
 };
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

@@ -1,17 +1,18 @@
 // The local launcher behind --nproc-per-node: this process starts the ranks
 // and watches them, as torchrun's agent would.
 //
-//   auto node = moco::dist::resolve(options, moco::dist::environment());
-//   return moco::dist::spawn_local(argc, argv, /*nproc=*/2, node, 1800);
+//   auto node = moco::distributed::resolve(options, moco::distributed::environment());
+//   return moco::distributed::spawn_local({"moco", "pretrain", "--epochs", "1"},
+//                                         /*nproc=*/2, node, 1800);
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "dist/environment.h"
+#include "distributed/environment.h"
 
-namespace moco::dist {
+namespace moco::distributed {
 
 // How one rank ended, as the launcher saw it.
 struct RankEnd {
@@ -44,11 +45,12 @@ size_t first_cause(const std::vector<RankEnd>& ends);
 //    75 (lost a peer)"
 std::string failure_summary(const std::vector<RankEnd>& ends);
 
-// `--nproc-per-node N`: starts N copies of this program (argv with the
-// flag removed) with torchrun's variables set, waits, and if one fails
-// stops the others. Returns the exit status to use: the failing rank's
-// (first_cause), or 128 + the signal that stopped the launcher.
-int spawn_local(int argc, char** argv, int64_t nproc, const DistEnv& node,
-                double timeout_s);
+// `--nproc-per-node N`: starts N copies of this program with `rank_argv`
+// (argv[0] included; the caller builds it from its parsed options, without
+// the launcher's own flags) and torchrun's variables set, waits, and if one
+// fails stops the others. Returns the exit status to use: the failing
+// rank's (first_cause), or 128 + the signal that stopped the launcher.
+int spawn_local(const std::vector<std::string>& rank_argv, int64_t nproc,
+                const DistEnv& node, double timeout_s);
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

@@ -1,9 +1,9 @@
-#include "dist/gradient_reducer.h"
+#include "distributed/gradient_reducer.h"
 
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
-namespace moco::dist {
+namespace moco::distributed {
 
 struct GradientReducer::Bucket {
   std::vector<size_t> params;     // indices into params_
@@ -100,4 +100,4 @@ void GradientReducer::finish() {
   started_early_ = 0;
 }
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

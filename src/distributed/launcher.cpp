@@ -1,9 +1,8 @@
-#include "dist/launcher.h"
+#include "distributed/launcher.h"
 
 #include <c10/util/Exception.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,9 +18,10 @@
 #include <vector>
 
 #include "core/log.h"
-#include "dist/communicator.h"
+#include "core/subprocess.h"
+#include "distributed/communicator.h"
 
-namespace moco::dist {
+namespace moco::distributed {
 
 namespace {
 
@@ -45,24 +45,6 @@ volatile sig_atomic_t g_signal = 0;
 void on_signal(int sig) { g_signal = sig; }
 
 using Clock = std::chrono::steady_clock;
-
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGILL: return "SIGILL";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGALRM: return "SIGALRM";
-    case SIGTERM: return "SIGTERM";
-    default: return nullptr;
-  }
-}
 
 // Waits for the ranks. SIGINT/SIGTERM sent to the launcher go on to every
 // rank. When one rank fails, or one stays stopped (SIGSTOP, a debugger) for
@@ -243,52 +225,26 @@ std::string failure_summary(const std::vector<RankEnd>& ends) {
          ends[cause].describe() + "; ranks ended (in this order): " + all;
 }
 
-int spawn_local(int argc, char** argv, int64_t nproc, const DistEnv& node,
-                double timeout_s) {
+int spawn_local(const std::vector<std::string>& rank_argv, int64_t nproc,
+                const DistEnv& node, double timeout_s) {
   TORCH_CHECK(nproc >= 1, "expected --nproc-per-node >= 1, got ", nproc);
-  // Child argv: ours without --nproc-per-node / --multiprocessing-distributed.
-  std::vector<std::string> args;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--nproc-per-node" || a == "--nproc_per_node") {
-      ++i;
-      continue;
-    }
-    if (a.rfind("--nproc-per-node=", 0) == 0 || a == "--multiprocessing-distributed") {
-      continue;
-    }
-    args.push_back(a);
-  }
   // The official flags name nodes: --world-size nodes, --rank this node.
   const int64_t nodes = node.source == "flags" ? node.world_size : 1;
   const int64_t node_rank = node.source == "flags" ? node.rank : 0;
   const int port = node.source == "flags" ? node.master_port : free_port();
   const std::string addr = node.source == "flags" ? node.master_addr : "127.0.0.1";
   std::vector<pid_t> pids;
-  const pid_t launcher = ::getpid();
   for (int64_t i = 0; i < nproc; ++i) {
-    const pid_t pid = ::fork();
-    TORCH_CHECK(pid >= 0, "fork failed: ", std::strerror(errno));
-    if (pid == 0) {
-      ::setenv("RANK", std::to_string(node_rank * nproc + i).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(nodes * nproc).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(i).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("MASTER_ADDR", addr.c_str(), 1);
-      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
-      // A rank dies with its launcher, however the launcher ends (even by
-      // SIGKILL, which no handler sees); a launcher gone already is checked.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != launcher) ::_exit(1);
-      std::vector<char*> cargv;
-      for (auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
-      cargv.push_back(nullptr);
-      ::execv("/proc/self/exe", cargv.data());
-      std::fprintf(stderr, "moco: cannot start rank %lld: %s\n",
-                   static_cast<long long>(i), std::strerror(errno));
-      ::_exit(127);
-    }
-    pids.push_back(pid);
+    ChildOptions child;
+    child.argv = rank_argv;
+    child.what = "rank " + std::to_string(node_rank * nproc + i);
+    child.env = {{"RANK", std::to_string(node_rank * nproc + i)},
+                 {"WORLD_SIZE", std::to_string(nodes * nproc)},
+                 {"LOCAL_RANK", std::to_string(i)},
+                 {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
+                 {"MASTER_ADDR", addr},
+                 {"MASTER_PORT", std::to_string(port)}};
+    pids.push_back(spawn_child(child));
   }
   log_info("started ", nproc, " processes (ranks ", node_rank * nproc, "..",
            node_rank * nproc + nproc - 1, " of ", nodes * nproc, "), rendezvous ",
@@ -296,4 +252,4 @@ int spawn_local(int argc, char** argv, int64_t nproc, const DistEnv& node,
   return supervise(pids, node_rank * nproc, timeout_s);
 }
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

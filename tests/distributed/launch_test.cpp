@@ -6,10 +6,10 @@
 #include <regex>
 
 #include "../support.h"
-#include "dist/communicator.h"
-#include "dist/launcher.h"
+#include "distributed/communicator.h"
+#include "distributed/launcher.h"
 
-namespace moco::dist {
+namespace moco::distributed {
 namespace {
 
 namespace fs = test::fs;
@@ -95,7 +95,7 @@ double seconds_of(const std::string& out) {
 // often before the launcher has reaped rank 1. The summary names rank 1,
 // the cause, and its signal, whichever of the two ended first.
 TEST_F(Launch, AKilledRankStopsTheRunNamingIt) {
-  const std::string script = std::string(MOCO_SOURCE_DIR) + "/tests/dist/fault.sh";
+  const std::string script = std::string(MOCO_SOURCE_DIR) + "/tests/distributed/fault.sh";
   auto r = sh("'" + script + "' '" + test::moco_binary() + "' " + data() + " '" +
                   dir_.string() + "' KILL 60",
               dir_);
@@ -171,7 +171,7 @@ TEST(LaunchSummary, TheCauseIsTheFirstRankThatFailedForItsOwnReason) {
 }
 
 TEST_F(Launch, AHungRankTimesOut) {
-  const std::string script = std::string(MOCO_SOURCE_DIR) + "/tests/dist/fault.sh";
+  const std::string script = std::string(MOCO_SOURCE_DIR) + "/tests/distributed/fault.sh";
   auto r = sh("'" + script + "' '" + test::moco_binary() + "' " + data() +
                   " '" + dir_.string() + "' STOP 10",
               dir_);
@@ -192,7 +192,7 @@ TEST_F(Launch, AHungRankTimesOut) {
 // they once trained on to the end, writing checkpoints.
 TEST_F(Launch, RanksEndWithTheirLauncher) {
   const std::string script =
-      std::string(MOCO_SOURCE_DIR) + "/tests/dist/fault.sh";
+      std::string(MOCO_SOURCE_DIR) + "/tests/distributed/fault.sh";
   for (const char* sig : {"TERM", "INT", "KILL"}) {
     const auto out = dir_ / sig;
     fs::create_directories(out);
@@ -237,4 +237,4 @@ TEST_F(Launch, RanksWithDifferentFlagsAreRefused) {
 }
 
 }  // namespace
-}  // namespace moco::dist
+}  // namespace moco::distributed

@@ -1,4 +1,4 @@
-#include "dist/environment.h"
+#include "distributed/environment.h"
 
 #include <c10/util/Exception.h>
 
@@ -6,7 +6,7 @@
 
 extern char** environ;
 
-namespace moco::dist {
+namespace moco::distributed {
 
 namespace {
 
@@ -108,4 +108,4 @@ DistEnv resolve(const DistOptions& o, const std::map<std::string, std::string>& 
   return d;
 }
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

@@ -2,7 +2,7 @@
 // rendezvous address, from torchrun's or SLURM's environment or the
 // official main_moco.py flags (--dist-url, --world-size, --rank).
 //
-//   auto env = moco::dist::resolve(DistOptions(), moco::dist::environment());
+//   auto env = moco::distributed::resolve(DistOptions(), moco::distributed::environment());
 //   if (env.distributed()) { /* connect a Communicator (communicator.h) */ }
 #pragma once
 
@@ -12,7 +12,7 @@
 #include <map>
 #include <string>
 
-namespace moco::dist {
+namespace moco::distributed {
 
 // The official main_moco.py flags, and ours.
 struct DistOptions {
@@ -47,4 +47,4 @@ std::map<std::string, std::string> environment();
 DistEnv resolve(const DistOptions& options,
                 const std::map<std::string, std::string>& env);
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

@@ -3,7 +3,7 @@
 // A failed collective becomes one error naming this rank, the operation
 // and, when it can tell, the rank that is gone.
 //
-//   auto comm = moco::dist::Communicator::connect(env, "gloo", std::chrono::seconds(1800));
+//   auto comm = moco::distributed::Communicator::connect(env, "gloo", std::chrono::seconds(1800));
 //   comm->broadcast(params);                 // identical start on every rank
 //   comm->all_reduce_mean(grads);            // after backward
 #pragma once
@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/environment.h"
+#include "distributed/environment.h"
 
 namespace c10d {
 #if TORCH_VERSION_MAJOR >= 2
@@ -32,7 +32,7 @@ class Store;
 class Work;
 }  // namespace c10d
 
-namespace moco::dist {
+namespace moco::distributed {
 
 #if TORCH_VERSION_MAJOR >= 2
 using CollectiveBackend = c10d::Backend;
@@ -111,4 +111,4 @@ class Communicator {
   std::vector<std::string> peer_hosts_;
 };
 
-}  // namespace moco::dist
+}  // namespace moco::distributed

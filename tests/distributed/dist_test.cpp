@@ -2,9 +2,9 @@
 // this process sharing a FileStore on 127.0.0.1: collectives, shuffle-BN
 // across ranks, identical parameters and queues after a step, and a 2-rank
 // step equal to a 1-rank step on the same global batch.
-#include "dist/communicator.h"
-#include "dist/environment.h"
-#include "dist/gradient_reducer.h"
+#include "distributed/communicator.h"
+#include "distributed/environment.h"
+#include "distributed/gradient_reducer.h"
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 
@@ -13,7 +13,7 @@
 #include "../support.h"
 #include "models/moco.h"
 
-namespace moco::dist {
+namespace moco::distributed {
 namespace {
 
 // Runs body(comm) on `ranks` threads, each its own rank; rethrows the first
@@ -291,4 +291,4 @@ TEST(Dist, SyncBnEqualsBatchNormOverTheGlobalBatch) {
 }
 
 }  // namespace
-}  // namespace moco::dist
+}  // namespace moco::distributed

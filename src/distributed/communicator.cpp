@@ -1,4 +1,4 @@
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace moco::dist {
+namespace moco::distributed {
 
 std::vector<std::vector<size_t>> plan_buckets(
     const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& order,
@@ -309,4 +309,4 @@ void Communicator::check_same(const std::string& what, const std::string& value)
               "; every rank must get the same flags");
 }
 
-}  // namespace moco::dist
+}  // namespace moco::distributed
