@@ -14,6 +14,7 @@
 #include "train/embed.h"
 #include "train/export.h"
 #include "train/finetune.h"
+#include "train/inspect.h"
 #include "train/knn.h"
 #include "train/lincls.h"
 #include "train/options.h"
@@ -85,6 +86,11 @@ inline auto commands() {
             export_backbone(o);
             return 0;
           }},
+      CommandRow<InspectOptions>{
+          "inspect",
+          "what a checkpoint holds: its kind and network, the epoch it resumes "
+          "at, and the flags of its run that differ from their defaults",
+          inspect_command},
       CommandRow<ReportOptions>{
           "report",
           "turn a run's metrics.jsonl into report.html (self-contained, SVG "

@@ -388,9 +388,9 @@ std::vector<Arg> make_table() {
           .style_as(Style::flag));
 
   // ---- export, report ---------------------------------------------------------------
-  add(arg("checkpoint", MOCO_MEMBER(checkpoint), {"export"},
+  add(arg("checkpoint", MOCO_MEMBER(checkpoint), {"export", "inspect"},
           "checkpoint or state dict")
-          .required_for({"export"}));
+          .required_for({"export", "inspect"}));
   add(arg("output", MOCO_MEMBER(file), {"export"}, "file to write")
           .required_for({"export"}));
   add(arg("--format", MOCO_MEMBER(format), {"export"},

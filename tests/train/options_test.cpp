@@ -12,7 +12,7 @@ namespace {
 TEST(Options, EveryFlagIsDeclaredOncePerCommand) {
   std::vector<std::string> names;
   std::apply([&](const auto&... row) { (names.push_back(row.name), ...); }, commands());
-  EXPECT_EQ(names.size(), 11u);
+  EXPECT_EQ(names.size(), 12u);
   for (const std::string& c : names) {
     std::set<std::string> keys;
     for (const Arg& a : arg_table()) {
