@@ -20,6 +20,7 @@ namespace moco::cli {
 namespace {
 
 using train::Arg;
+
 bool takes(const std::vector<std::string>& list, const std::string& command) {
   return std::find(list.begin(), list.end(), command) != list.end();
 }

@@ -1,5 +1,6 @@
-// The `moco` command line: one binary, subcommands, every flag registered
-// from the argument table (train/options.h).
+// The `moco` command line: one binary, a subcommand for each row of the
+// command registry (train/commands.h), every flag registered from the
+// argument table (train/options.h).
 //
 //   int main(int argc, char** argv) { return moco::cli::run(argc, argv); }
 //
