@@ -119,3 +119,18 @@ put("shard", "cls", shard([("000000.png", tiny.getvalue()), ("000000.cls", b"3")
 put("shard", "json", shard([("d", None), ("d/a.JPEG", tiny_jpeg.getvalue()),
                             ("d/a.json", b'{"label": 2}'), ("d/a.txt", b"caption"),
                             ("d/b.cls", b"5")]))
+
+# Brace patterns, as DATA names shards.
+put("brace", "range", b"shards/train-{000000..000146}.tar")
+put("brace", "alternatives", b"{a,b}-{8..10}-{x,y,z}.tar")
+put("brace", "bad", b"a-{3..1}.tar")
+
+# The streaming loader: its first byte says where the input is cut into two
+# shards; a good pair, and one with an unreadable image among good ones.
+pair = shard([("000000.png", tiny.getvalue()), ("000000.cls", b"3"),
+              ("000001.jpg", tiny_jpeg.getvalue()), ("000001.cls", b"1")])
+put("shard_loader", "good", bytes([128]) + pair + pair)
+bad = shard([("000000.png", b"not a png"), ("000000.cls", b"0"),
+             ("000001.png", tiny.getvalue()), ("000001.cls", b"1"),
+             ("000002.jpg", tiny_jpeg.getvalue())])
+put("shard_loader", "unreadable", bytes([100]) + bad + pair)

@@ -44,7 +44,7 @@ fi
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 /usr/bin/python3 fuzz/make_corpus.py "$corpus"
-for t in torch_file pickle idx cifar image file_list shard; do
+for t in torch_file pickle idx cifar image file_list shard brace shard_loader; do
   mkdir -p "$corpus/$t" "$corpus/$t.out"
   echo "fuzz_$t: $seconds s" >&2
   "$B/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -max_len=65536 -rss_limit_mb=4096 \

@@ -11,12 +11,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "io/checkpoint.h"
 
@@ -258,6 +261,33 @@ std::string error_message(F&& f) {
   }
   ADD_FAILURE() << "expected a c10::Error";
   return "";
+}
+
+// Runs f; past `seconds` the test process ends with a message naming
+// `what`, so a deadlock fails the test instead of stalling the suite. Not
+// a timing check: the limit is minutes over what the work takes.
+template <typename F>
+void within(double seconds, const std::string& what, F&& f) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread([done, seconds, what] {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!*done) {
+      if (std::chrono::steady_clock::now() > end) {
+        std::fprintf(stderr, "FAILED: %s did not end within %.0f s (a hang)\n", what.c_str(),
+                     seconds);
+        std::fflush(stderr);
+        std::_Exit(3);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }).detach();
+  try {
+    f();
+  } catch (...) {
+    *done = true;
+    throw;
+  }
+  *done = true;
 }
 
 }  // namespace moco::test

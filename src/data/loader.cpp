@@ -124,34 +124,41 @@ void TwoViewLoader::fill(int64_t sample, int64_t i, TwoViewBatch& batch) const {
     return;
   }
   const std::string& path = data_->files[sample];
-  render_encoded(read_file(path), path,
-                 DecodeOptions().channels(data_->file_channels).max_pixels(data_->max_image_pixels),
-                 augment_, rngs, views, out);
+  render_views(decode_views(read_file(path), path,
+                            DecodeOptions()
+                                .channels(data_->file_channels)
+                                .max_pixels(data_->max_image_pixels),
+                            augment_, rngs, views),
+               augment_, out);
 }
 
-void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
-                    const DecodeOptions& decode, const AugmentOptions& augment,
-                    Rng* rngs, int views, float* const* out) {
+DecodedViews decode_views(const std::vector<uint8_t>& bytes, const std::string& name,
+                          const DecodeOptions& decode, const AugmentOptions& augment,
+                          Rng* rngs, int views) {
   const int64_t s = augment.size();
   const auto info = read_image_info(bytes, name);
-  ViewParams params[2];
+  DecodedViews d;
+  d.views = views;
   double min_scale = 0;
   for (int v = 0; v < views; ++v) {
-    params[v] = draw_view_params(info.height, info.width, augment, rngs[v]);
+    d.params[v] = draw_view_params(info.height, info.width, augment, rngs[v]);
     // Smallest decode scale at which this crop still has >= size pixels
     // each way: below it the resize would upsample what the DCT dropped.
-    const auto& c = params[v].crop;
+    const auto& c = d.params[v].crop;
     min_scale = std::max(min_scale, static_cast<double>(s) /
                                         std::min(c.height, c.width));
   }
-  const auto image = decode_image(bytes, name, DecodeOptions(decode).min_scale(min_scale));
-  const double sy = static_cast<double>(image.height) / info.height;
-  const double sx = static_cast<double>(image.width) / info.width;
+  d.image = decode_image(bytes, name, DecodeOptions(decode).min_scale(min_scale));
+  const double sy = static_cast<double>(d.image.height) / info.height;
+  const double sx = static_cast<double>(d.image.width) / info.width;
   for (int v = 0; v < views; ++v) {
-    params[v].crop =
-        scale_box(params[v].crop, sy, sx, image.height, image.width);
-    render_view(hwc_view(image), params[v], augment, out[v]);
+    d.params[v].crop = scale_box(d.params[v].crop, sy, sx, d.image.height, d.image.width);
   }
+  return d;
+}
+
+void render_views(const DecodedViews& d, const AugmentOptions& augment, float* const* out) {
+  for (int v = 0; v < d.views; ++v) render_view(hwc_view(d.image), d.params[v], augment, out[v]);
 }
 
 bool TwoViewLoader::known_bad(int64_t sample) {
@@ -181,13 +188,12 @@ TwoViewBatch TwoViewLoader::make_batch(int64_t b) {
   auto idx = batch.indices.accessor<int64_t, 1>();
   // A bad file gives its slot to the next readable sample of the epoch, so
   // batches stay full; the substitute is the same whatever the workers.
-  constexpr int64_t kMaxBadInARow = 64;
   for (int64_t i = 0; i < n; ++i) {
     int64_t tries = 0;
     for (int64_t pos = begin + i;; pos = (pos + 1) % total) {
       const int64_t sample = order_[pos];
       if (data_->on_disk() && known_bad(sample)) {
-        TORCH_CHECK(++tries < kMaxBadInARow, kMaxBadInARow,
+        TORCH_CHECK(++tries < kMaxUnreadableInARow, kMaxUnreadableInARow,
                     " unreadable images in a row in ", data_->description,
                     "; see the warnings above");
         continue;
@@ -210,7 +216,7 @@ TwoViewBatch TwoViewLoader::make_batch(int64_t b) {
           first = bad_.insert(sample).second;
         }
         if (first) log_warn("skipping unreadable image: ", why);
-        TORCH_CHECK(++tries < kMaxBadInARow, kMaxBadInARow,
+        TORCH_CHECK(++tries < kMaxUnreadableInARow, kMaxUnreadableInARow,
                     " unreadable images in a row in ", data_->description,
                     "; see the warnings above");
       }

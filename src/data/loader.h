@@ -86,13 +86,27 @@ std::unique_ptr<BatchSource> make_batch_source(std::shared_ptr<const ImageSet> d
                                                AugmentOptions augment,
                                                LoaderOptions options);
 
-// Both views (or one) of an encoded image, drawn with rngs[v] and written
-// as C x S x S floats to out[v]; decoded with `decode`'s channels and
-// pixel limit, at the smallest JPEG scale the crops allow. Errors
-// (unreadable image) name `name`.
-void render_encoded(const std::vector<uint8_t>& bytes, const std::string& name,
-                    const DecodeOptions& decode, const AugmentOptions& augment,
-                    Rng* rngs, int views, float* const* out);
+// An encoded image decoded for its views: each view drawn with rngs[v],
+// the image decoded with `decode`'s channels and pixel limit at the
+// smallest JPEG scale the crops allow. Errors (unreadable image) name
+// `name`. Split from the rendering so a loader can learn that an image is
+// unreadable before it claims the place the views go to.
+struct DecodedViews {
+  DecodedImage image;
+  ViewParams params[2];
+  int views = 0;
+};
+DecodedViews decode_views(const std::vector<uint8_t>& bytes, const std::string& name,
+                          const DecodeOptions& decode, const AugmentOptions& augment,
+                          Rng* rngs, int views);
+// Each view written as C x S x S floats to out[v].
+void render_views(const DecodedViews& decoded, const AugmentOptions& augment,
+                  float* const* out);
+
+// A run this long of unreadable images ends the epoch with an error, for
+// folders and shards alike: past it the data is more likely wrong than
+// damaged.
+constexpr int64_t kMaxUnreadableInARow = 64;
 
 class TwoViewLoader : public BatchSource {
  public:

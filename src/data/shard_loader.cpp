@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "data/image_decode.h"
+#include "data/loader.h"
 
 namespace moco::data {
 
@@ -77,6 +78,7 @@ void ShardLoader::start_epoch(int64_t epoch, int64_t first_batch) {
   wait_seconds_ = 0;
   building_.clear();
   finished_workers_ = 0;
+  short_end_ = -1;
   error_ = nullptr;
   stop_ = false;
   const int64_t n = static_cast<int64_t>(shards_.shards.size());
@@ -161,8 +163,10 @@ struct ShardLoader::Worker {
     }
     while (going && !buffer.empty()) going = emit(draw());
     if (pending.empty()) return;
-    TORCH_CHECK(have_good, "no readable image in the shards of loader worker ", w, " (",
-                shards.size(), " shards of ", l.shards_.spec, ")");
+    TORCH_CHECK(have_good, pending.size(), " unreadable images in a row in ", l.shards_.spec,
+                " and no readable one in the ", shards.size(), " shard",
+                shards.size() == 1 ? "" : "s", " of loader worker ", w,
+                "; see the warnings above");
     for (int64_t p : pending) {
       if (l.position(w, p) < slots && !render_into(last_good, p)) break;
     }
@@ -171,7 +175,7 @@ struct ShardLoader::Worker {
   // Every sample of one shard into the buffer, one drawn out per sample
   // once it is full. False when stopping or done.
   bool read_shard(const std::string& path) {
-    ShardReader reader(path);
+    ShardReader reader(path, max_member_bytes(l.data_->max_image_pixels));
     ShardSample sample;
     int64_t read = 0;
     bool going = true;
@@ -203,31 +207,56 @@ struct ShardLoader::Worker {
   }
 
   // One sample leaves the shuffle buffer. False when stopping or done.
+  //
+  // The image is decoded before the worker waits for room for its batch:
+  // an unreadable one must not hold a place the consumer is waiting on.
+  // Its place is kept and given to the next readable sample, which fills
+  // the kept places, lowest first, before its own, so a worker blocked on
+  // room has filled every place before the one it waits with.
   bool emit(ShardSample&& sample) {
     const int64_t at = k++;
     if (at < skip) return true;
     if (l.position(w, at) >= slots) return false;  // the epoch is full
+    DecodedViews decoded;
     try {
-      if (!render_into(sample, at)) return false;
+      decoded = decode_at(sample, at);
     } catch (const c10::Error& e) {
       TORCH_CHECK(!l.options_.strict(), "--strict-data: ", e.what_without_backtrace());
       ++l.skipped_;
       log_warn("skipping unreadable image: ", e.what_without_backtrace());
       pending.push_back(at);
+      TORCH_CHECK(static_cast<int64_t>(pending.size()) < kMaxUnreadableInARow,
+                  kMaxUnreadableInARow, " unreadable images in a row in ", l.shards_.spec,
+                  " (loader worker ", w, ", the last ", sample.name(), "); see the warnings above");
       return true;
     }
     for (int64_t p : pending) {
       if (!render_into(sample, p)) return false;
     }
     pending.clear();
+    if (!place(decoded, sample.label, at)) return false;
     last_good = std::move(sample);
     have_good = true;
     return true;
   }
 
-  // Renders `sample` into the row of this worker's at-th sample, with the
-  // augmentation drawn for that place. False when stopping.
+  // The views of this worker's at-th place, drawn for that place.
+  DecodedViews decode_at(const ShardSample& sample, int64_t at) const {
+    const auto epoch = static_cast<uint64_t>(l.epoch_), place = static_cast<uint64_t>(at);
+    Rng rngs[2] = {Rng(mix_seed(stream, epoch, place, 0)), Rng(mix_seed(stream, epoch, place, 1))};
+    TORCH_CHECK(sample.image_error.empty(), sample.name(), ": ", sample.image_error);
+    return decode_views(sample.image, sample.name(), decode, l.augment_, rngs, views);
+  }
+
+  // Renders `sample` into the row of this worker's at-th place. False when
+  // stopping.
   bool render_into(const ShardSample& sample, int64_t at) {
+    return place(decode_at(sample, at), sample.label, at);
+  }
+
+  // Writes decoded views into the row of this worker's at-th place once
+  // its batch has room. False when stopping.
+  bool place(const DecodedViews& decoded, int64_t label, int64_t at) {
     const int64_t p = l.position(w, at);
     const int64_t b = p / batch, row = p % batch;
     Building* slot = nullptr;
@@ -238,16 +267,14 @@ struct ShardLoader::Worker {
       slot = &l.building_[b];
       TORCH_INTERNAL_ASSERT(slot->batch.view_q.defined(), "batch ", b, " not allocated");
     }
-    const auto epoch = static_cast<uint64_t>(l.epoch_), place = static_cast<uint64_t>(at);
-    Rng rngs[2] = {Rng(mix_seed(stream, epoch, place, 0)), Rng(mix_seed(stream, epoch, place, 1))};
     float* out[2] = {slot->batch.view_q.data_ptr<float>() + row * plane,
                      views == 2 ? slot->batch.view_k.data_ptr<float>() + row * plane : nullptr};
-    render_encoded(sample.image, sample.name(), decode, l.augment_, rngs, views, out);
+    render_views(decoded, l.augment_, out);
     bool complete = false;
     {
       std::lock_guard<std::mutex> lock(l.mutex_);
-      slot->labels.data_ptr<int64_t>()[row] = sample.label;
-      slot->labelled += sample.label >= 0 ? 1 : 0;
+      slot->labels.data_ptr<int64_t>()[row] = label;
+      slot->labelled += label >= 0 ? 1 : 0;
       complete = ++slot->filled == batch;
     }
     if (complete) l.ready_cv_.notify_all();
@@ -269,8 +296,14 @@ struct ShardLoader::Worker {
 };
 
 void ShardLoader::run_worker(int64_t w) {
+  int64_t end = -1;
   try {
-    Worker(*this, w).run();
+    Worker worker(*this, w);
+    worker.run();
+    // A worker whose shards held fewer samples than their headers counted
+    // (a shard cut while the epoch streamed it) leaves its places from
+    // here on empty: the batch holding the first of them never fills.
+    if (worker.k < expected_[static_cast<size_t>(w)]) end = position(w, worker.k);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!error_) error_ = std::current_exception();
@@ -278,6 +311,7 @@ void ShardLoader::run_worker(int64_t w) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++finished_workers_;
+    if (end >= 0) short_end_ = short_end_ < 0 ? end : std::min(short_end_, end);
   }
   ready_cv_.notify_all();
 }
@@ -290,6 +324,7 @@ std::optional<TwoViewBatch> ShardLoader::next() {
   std::unique_lock<std::mutex> lock(mutex_);
   ready_cv_.wait(lock, [&] {
     if (error_ || finished_workers_ == nw) return true;
+    if (short_end_ >= 0 && short_end_ < (consumed_ + 1) * b) return true;
     const auto it = building_.find(consumed_);
     return it != building_.end() && it->second.filled == b;
   });
@@ -303,8 +338,10 @@ std::optional<TwoViewBatch> ShardLoader::next() {
   }
   auto it = building_.find(consumed_);
   if (it == building_.end() || it->second.filled < b) {
-    // Fewer samples than the headers counted (a shard changed since).
+    // Fewer samples than the headers counted (a shard changed since). The
+    // workers that still have samples wait for room: they are stopped.
     lock.unlock();
+    stop_workers();
     log_warn("the shards of ", shards_.spec, " ran out at batch ", consumed_ + 1, " of ",
              batches_, " this epoch; the epoch ends here");
     consumed_ = batches_;

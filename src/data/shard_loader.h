@@ -73,6 +73,7 @@ class ShardLoader : public BatchSource {
   std::condition_variable ready_cv_, space_cv_;
   std::map<int64_t, Building> building_;  // batches being filled
   int64_t finished_workers_ = 0;
+  int64_t short_end_ = -1;  // first place a worker that ran short left empty
   std::exception_ptr error_;
   bool stop_ = false;
   std::atomic<int64_t> skipped_{0};

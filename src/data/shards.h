@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "data/image_decode.h"
+
 struct archive;  // libarchive's handle (archive.h stays out of this header)
 
 namespace moco::data {
@@ -57,15 +59,21 @@ struct ShardSample {
   std::string shard, key;        // key: the members' shared basename
   std::string image_ext;         // jpg | jpeg | png, lower case
   std::vector<uint8_t> image;    // the image member's bytes (empty: skipped)
+  std::string image_error;       // why the image member was not read (too large)
   int64_t label = -1;            // from .cls / .json; -1: none
   std::string label_error;       // a label member that could not be read
   std::string name() const { return shard + ":" + key + "." + image_ext; }
 };
 
+// The largest member a reader takes in: 4 bytes a pixel of the largest
+// image --max-image-pixels allows, plus 16 MiB of headers and metadata. A
+// larger one is skipped, never allocated: a tar header's size is a claim.
+int64_t max_member_bytes(int64_t max_image_pixels = kMaxImagePixels);
+
 // One shard, sample by sample, in archive order.
 class ShardReader {
  public:
-  explicit ShardReader(const std::string& path);
+  explicit ShardReader(const std::string& path, int64_t max_member = max_member_bytes());
   ~ShardReader();
   ShardReader(const ShardReader&) = delete;
   ShardReader& operator=(const ShardReader&) = delete;
@@ -81,8 +89,11 @@ class ShardReader {
  private:
   struct Member;
   bool read_member(Member& m, bool read_data);
+  bool read_member_data(Member& m, int64_t size, const std::string& name);
 
   std::string path_;
+  int64_t max_member_;
+  int64_t file_bytes_ = -1;  // an uncompressed shard's size: no member is larger
   ::archive* ar_ = nullptr;
   std::unique_ptr<Member> pending_;  // first member of the next sample
   std::string damage_;
@@ -115,6 +126,8 @@ class ShardWriter {
   std::vector<std::string> finish();
   // The brace pattern of what was written ("dir/train-{000000..000012}.tar").
   std::string pattern() const;
+  // Samples in each shard closed so far.
+  const std::vector<int64_t>& samples_in() const { return samples_in_; }
 
  private:
   void open_next();
@@ -123,12 +136,25 @@ class ShardWriter {
   std::string dir_, prefix_;
   ShardLimit limit_;
   ::archive* ar_ = nullptr;
+  int fd_ = -1;
   std::string tmp_, final_;
   int64_t in_shard_ = 0, bytes_in_shard_ = 0;
   std::vector<std::string> written_;
+  std::vector<int64_t> samples_in_;
 };
 
 struct ImageSet;
+
+// What `moco shard` writes last, as PREFIX.manifest.json beside the shards:
+// a folder with one is known complete, and a folder is one write's shards.
+constexpr const char* kManifestSuffix = ".manifest.json";
+struct ShardManifest {
+  std::string prefix, split, source;
+  std::vector<std::pair<std::string, int64_t>> shards;  // file name, samples
+  int64_t samples = 0, labelled = 0;
+};
+// Errors name the file; shard names must be plain .tar names.
+ShardManifest read_shard_manifest(const std::string& path);
 
 struct ShardingResult {
   std::vector<std::string> shards;
@@ -139,7 +165,8 @@ struct ShardingResult {
 // `moco shard`: every image of `set` into DIR/PREFIX-NNNNNN.tar; image
 // files as their own bytes (not re-encoded; ones whose header cannot be
 // read are skipped with a warning), in-memory images as PNG; labels as
-// KEY.cls. Refuses a folder that already holds PREFIX-*.tar.
+// KEY.cls; then DIR/PREFIX.manifest.json. Refuses a folder that already
+// holds PREFIX-*.tar (finished, or left by a write that was stopped).
 ShardingResult write_dataset_shards(const ImageSet& set, const std::string& dir,
                                     const std::string& prefix, ShardLimit limit);
 

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "core/files.h"
 #include "core/signals.h"
 #include "io/torch_pickle.h"
 
@@ -29,8 +30,7 @@ void atomic_write(const std::string& path, const char* data, size_t size) {
   const char* kept = fs::exists(target) ? "; the previous file is kept"
                                         : "; nothing was written";
   const PartialFile partial(tmp);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  TORCH_CHECK(fd >= 0, "cannot write ", tmp, ": ", std::strerror(errno));
+  const int fd = open_new_file(tmp);
   size_t done = 0;
   while (done < size) {
     const ssize_t n = ::write(fd, data + done, size - done);

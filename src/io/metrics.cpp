@@ -1,5 +1,7 @@
 #include "io/metrics.h"
 
+#include "core/files.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -46,6 +48,7 @@ MetricsWriter& MetricsWriter::operator=(MetricsWriter&&) noexcept = default;
 MetricsWriter::MetricsWriter(const std::string& path) : path_(path) {
   const std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+  refuse_link(path);
   out_.open(path, std::ios::app);
   TORCH_CHECK(out_.good(), "cannot open ", path, " for writing");
 }

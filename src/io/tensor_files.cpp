@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <fstream>
 
 #include "io/checkpoint.h"
 
@@ -218,6 +219,72 @@ void write_safetensors(
   out += h;
   out += data;
   atomic_write(path, out);
+}
+
+std::map<std::string, torch::Tensor> read_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in.good(), "cannot open ", path);
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  unsigned char len_bytes[8] = {0};
+  TORCH_CHECK(file_size >= 8 && in.read(reinterpret_cast<char*>(len_bytes), 8), path,
+              ": too short for safetensors (", file_size, " bytes)");
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
+  TORCH_CHECK(header_len <= file_size - 8 && header_len <= (uint64_t{100} << 20), path,
+              ": its safetensors header claims ", header_len, " bytes in a file of ",
+              file_size);
+  std::string header(header_len, '\0');
+  TORCH_CHECK(in.read(header.data(), static_cast<std::streamsize>(header_len)), "cannot read ",
+              path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, path, ": the safetensors header is not JSON (", e.what(), ")");
+  }
+  TORCH_CHECK(j.is_object(), path, ": the safetensors header is not a JSON object");
+  const uint64_t data_size = file_size - 8 - header_len;
+  static const std::map<std::string, std::pair<torch::ScalarType, uint64_t>> kTypes = {
+      {"F32", {torch::kFloat32, 4}}, {"F64", {torch::kFloat64, 8}},
+      {"F16", {torch::kFloat16, 2}}, {"BF16", {torch::kBFloat16, 2}},
+      {"I64", {torch::kInt64, 8}},   {"I32", {torch::kInt32, 4}},
+      {"U8", {torch::kUInt8, 1}},    {"BOOL", {torch::kBool, 1}}};
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& [name, e] : j.items()) {
+    if (name == "__metadata__") continue;
+    try {
+      const auto type = kTypes.find(e.at("dtype").get<std::string>());
+      TORCH_CHECK(type != kTypes.end(), "dtype ", e.at("dtype").dump(), " is not one moco reads");
+      std::vector<int64_t> shape;
+      uint64_t count = 1;
+      for (const auto& d : e.at("shape")) {
+        const auto v = d.get<int64_t>();
+        TORCH_CHECK(v >= 0 && v < (int64_t{1} << 40), "bad dimension ", v);
+        shape.push_back(v);
+        TORCH_CHECK(v == 0 || count <= data_size / static_cast<uint64_t>(v), "larger than the file");
+        count *= static_cast<uint64_t>(v);
+      }
+      const auto& off = e.at("data_offsets");
+      TORCH_CHECK(off.size() == 2, "data_offsets is not [begin, end]");
+      const auto begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+      TORCH_CHECK(begin <= end && end <= data_size, "data_offsets [", begin, ", ", end,
+                  "] outside the ", data_size, " bytes of data");
+      TORCH_CHECK(end - begin == count * type->second.second, "data_offsets hold ", end - begin,
+                  " bytes for ", count, " elements of ", type->first);
+      auto t = torch::empty(shape, torch::TensorOptions().dtype(type->second.first));
+      in.seekg(static_cast<std::streamoff>(8 + header_len + begin));
+      TORCH_CHECK(in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(end - begin)),
+                  "cannot read its bytes");
+      out[name] = t;
+    } catch (const c10::Error& err) {
+      TORCH_CHECK(false, path, ": tensor '", name, "': ", err.what_without_backtrace());
+    } catch (const std::exception& err) {
+      TORCH_CHECK(false, path, ": tensor '", name, "': ", err.what());
+    }
+  }
+  return out;
 }
 
 }  // namespace moco::io

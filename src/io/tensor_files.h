@@ -27,6 +27,11 @@ void write_safetensors(
     const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
     const std::map<std::string, std::string>& metadata = {});
 
+// Reads what write_safetensors (or the safetensors library) wrote: every
+// tensor, by name. Each offset, shape and dtype is checked against the
+// file's size before anything is allocated; errors name the file.
+std::map<std::string, torch::Tensor> read_safetensors(const std::string& path);
+
 // detectron2's checkpoint format: a Python pickle (protocol 3) of
 // {"model": {name: numpy.ndarray}, "__author__": author,
 //  "matching_heuristics": True}, which detectron2's DetectionCheckpointer and

@@ -3,6 +3,8 @@
 // the build; Debian 12 packages no C++ CRC32C library (python3-crc32c only).
 #include "io/tensorboard.h"
 
+#include "core/files.h"
+
 #include <c10/util/Exception.h>
 #include <unistd.h>
 
@@ -90,6 +92,7 @@ EventWriter::EventWriter(const std::string& dir) {
            ("events.out.tfevents." + std::to_string(static_cast<int64_t>(t)) + "." +
             host + "." + std::to_string(::getpid())))
               .string();
+  refuse_link(path_);
   out_.open(path_, std::ios::binary | std::ios::app);
   TORCH_CHECK(out_.good(), "cannot open ", path_, " for writing");
   std::string e = event(t, 0);

@@ -6,8 +6,10 @@
 #include <set>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "data/dataset.h"
 #include "io/checkpoint.h"
+#include "io/tensor_files.h"
 
 namespace moco::train {
 
@@ -15,6 +17,10 @@ namespace {
 
 bool starts_with(const std::string& s, const std::string& p) {
   return s.compare(0, p.size(), p) == 0;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 }  // namespace
@@ -53,8 +59,26 @@ models::ResNetOptions infer_resnet_options(
   return o;
 }
 
-Backbone load_backbone(const std::string& path) {
-  const c10::IValue top = io::load_pickle(path);
+namespace {
+
+// Every named tensor of a checkpoint's state_dict, a state dict, or a
+// .safetensors file (moco export writes both).
+std::map<std::string, torch::Tensor> named_tensors(const std::string& path) {
+  const std::string lower = to_lower(path);
+  if (ends_with(lower, ".safetensors")) return io::read_safetensors(path);
+  c10::IValue top;
+  try {
+    top = io::load_pickle(path);
+  } catch (const c10::Error& e) {
+    // detectron2's .pkl is NumPy arrays under detectron2's names, for
+    // detectron2; reading NumPy pickles would take an unpickler moco does
+    // not carry, and the same weights come as .pth or .safetensors.
+    TORCH_CHECK(!ends_with(lower, ".pkl"), path,
+                " looks like a detectron2 export (.pkl), which moco does not read back: give "
+                "the checkpoint itself, or `moco export` it as .pth or .safetensors (",
+                e.what_without_backtrace(), ")");
+    throw;
+  }
   TORCH_CHECK(top.isGenericDict(), "expected a dict (a checkpoint or a state ",
               "dict) in ", path, ", got ", top.tagKind());
   auto dict = top.toGenericDict();
@@ -71,6 +95,13 @@ Backbone load_backbone(const std::string& path) {
       all[e.key().toStringRef()] = e.value().toTensor();
     }
   }
+  return all;
+}
+
+}  // namespace
+
+Backbone load_backbone(const std::string& path) {
+  const std::map<std::string, torch::Tensor> all = named_tensors(path);
   TORCH_CHECK(!all.empty(), "no tensors found in ", path,
               " (expected a checkpoint with a state_dict, or a state dict)");
   Backbone b;

@@ -1,5 +1,7 @@
 #include "train/export.h"
 
+#include <filesystem>
+
 #include <torch/torch.h>
 
 #include <fmt/format.h>
@@ -11,6 +13,8 @@
 #include "train/backbone.h"
 
 namespace moco::train {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -62,6 +66,14 @@ std::string export_backbone(const ExportOptions& o) {
   const std::string& output = o.file();
   validate_flags(o);
   TORCH_CHECK(!output.empty(), "expected an output path");
+  // An export is backbone weights only: written over its own checkpoint
+  // (or any file kept) it would destroy what it came from.
+  std::error_code ec;
+  TORCH_CHECK(!fs::equivalent(checkpoint, output, ec), "moco export: OUTPUT ", output,
+              " is the checkpoint it exports (", checkpoint,
+              "); writing there would replace the checkpoint with its backbone");
+  TORCH_CHECK(o.force() || !fs::exists(fs::symlink_status(output)), "moco export: ", output,
+              " exists; pass --force to replace it, or choose another OUTPUT");
   const std::string format = export_format(o.format(), output);
   const auto b = load_backbone(checkpoint);
   // A classifier's fc (lincls, finetune, a torchvision state dict) is part

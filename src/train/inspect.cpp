@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/text.h"
 #include "io/checkpoint.h"
 #include "train/backbone.h"
 
@@ -15,7 +16,7 @@ namespace {
 // The saved flags of O's command (moco_options, finetune_options) that
 // differ from O's defaults, as command-line words in the table's order.
 template <class O>
-std::vector<std::string> changed_flags(const nlohmann::json& saved, const std::string& path) {
+std::vector<std::string> changed_flags(const nlohmann::json& saved) {
   const O defaults;
   std::vector<std::string> words;
   for (const Arg& a : arg_table()) {
@@ -56,6 +57,11 @@ CheckpointSummary inspect_checkpoint(const InspectOptions& o) {
   } else if (b.head.count("fc.weight")) {
     s.network += fmt::format(", fc of {} outputs", net.num_classes());
   }
+  // A .safetensors export holds tensors only: no epoch, no flags.
+  if (to_lower(path).size() >= 12 &&
+      to_lower(path).compare(path.size() - 12, 12, ".safetensors") == 0) {
+    return s;
+  }
   const auto top_value = io::load_pickle(path);
   if (!top_value.isGenericDict()) return s;
   const auto top = top_value.toGenericDict();
@@ -67,10 +73,10 @@ CheckpointSummary inspect_checkpoint(const InspectOptions& o) {
   if (has("best_acc1")) s.best_acc1 = io::dict_double(top_value, "best_acc1", path);
   if (has("moco_options")) {
     s.command = "pretrain";
-    s.flags = changed_flags<PretrainOptions>(saved_json(top, "moco_options", path), path);
+    s.flags = changed_flags<PretrainOptions>(saved_json(top, "moco_options", path));
   } else if (has("finetune_options")) {
     s.command = "finetune";
-    s.flags = changed_flags<FinetuneOptions>(saved_json(top, "finetune_options", path), path);
+    s.flags = changed_flags<FinetuneOptions>(saved_json(top, "finetune_options", path));
   }
   return s;
 }
@@ -88,10 +94,7 @@ int inspect_command(const InspectOptions& o, const Invocation&) {
   if (s.best_acc1) std::printf("best Acc@1: %.3f\n", *s.best_acc1);
   if (!s.command.empty()) {
     std::string line = "moco " + s.command;
-    for (const auto& w : s.flags) {
-      const bool plain = !w.empty() && w.find_first_of(" '\"$`\\*?&;|<>(){}") == std::string::npos;
-      line += " " + (plain ? w : "'" + w + "'");
-    }
+    if (!s.flags.empty()) line += " " + shell_line(s.flags);
     std::printf("flags not at their default: %s\n", line.c_str());
   }
   return 0;

@@ -397,6 +397,8 @@ std::vector<Arg> make_table() {
           "torchvision | detectron2 | safetensors (default: from OUTPUT's "
           "extension: .pth/.pt, .pkl, .safetensors)")
           .check({one_of({"", "torchvision", "detectron2", "safetensors"})}));
+  add(arg("--force", MOCO_MEMBER(force), {"export"}, "replace an existing OUTPUT")
+          .style_as(Style::flag));
   add(arg("run", MOCO_MEMBER(run), {"report"}, "the --output folder of a run")
           .required_for({"report"}));
 

@@ -203,6 +203,7 @@ struct ExportOptions {
   // "": from the file's extension (.pth/.pt torchvision, .pkl detectron2,
   // .safetensors)
   TORCH_ARG(std::string, format) = "";
+  TORCH_ARG(bool, force) = false;  // replace an existing file
 };
 
 struct ReportOptions {

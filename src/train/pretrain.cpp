@@ -861,6 +861,13 @@ int pretrain_command(const PretrainOptions& options, const Invocation& call) {
     std::vector<std::string> rank_argv = {"moco", "pretrain"};
     for (auto& w : command_words(options, rank_flags)) rank_argv.push_back(std::move(w));
     const auto node = distributed::resolve(dist_options(options), distributed::environment());
+    // A process that already has a rank (its launcher, torchrun or SLURM
+    // set one) starting ranks of its own would multiply without end.
+    TORCH_CHECK(node.source != "torchrun" && node.source != "SLURM",
+                options.nproc_per_node() > 0 ? "--nproc-per-node" : "--multiprocessing-distributed",
+                " starts this node's processes, but this process is already rank ", node.rank,
+                " of ", node.world_size, " (", node.source == "SLURM" ? "SLURM_PROCID" : "RANK",
+                " is set, by torchrun, SLURM or moco's own launcher): give one or the other");
     return distributed::spawn_local(rank_argv, nproc, node, options.dist_timeout());
   }
   PretrainOptions o = options;

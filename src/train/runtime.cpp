@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <regex>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -90,19 +92,41 @@ std::string guard_output(const std::string& output, bool resuming,
   return ckpt;
 }
 
+namespace {
+
+// Who holds a lock file, as "pid N on HOST" and nothing else of what it
+// holds: the file may have been written by anyone.
+std::string lock_holder(int fd) {
+  std::string text(256, '\0');
+  const ssize_t n = ::pread(fd, text.data(), text.size(), 0);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  if (text.empty()) return "";
+  static const std::regex record(R"(pid ([0-9]{1,10}) on ([A-Za-z0-9._-]{0,64})\n?\0*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, record)) return "a lock file moco did not write";
+  return "pid " + m[1].str() + " on " + (m[2].length() ? m[2].str() : "an unnamed host");
+}
+
+}  // namespace
+
 OutputLock::OutputLock(const std::string& dir) : dir_(dir) {
   const fs::path d(dir);
   created_ = !fs::exists(d);
   fs::create_directories(d);
   path_ = (d / "moco.lock").string();
-  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Not through a link, and only a regular file: a planted moco.lock must
+  // not get a file outside --output truncated.
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  TORCH_CHECK(fd_ >= 0 || errno != ELOOP, path_,
+              " is a symbolic link; moco does not write through links in --output (remove it)");
   TORCH_CHECK(fd_ >= 0, "cannot create ", path_, ": ", std::strerror(errno));
-  std::string holder(256, '\0');
-  const ssize_t n = ::pread(fd_, holder.data(), holder.size(), 0);
-  holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) {
-    holder.pop_back();
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    TORCH_CHECK(false, path_, " is not a regular file; remove it");
   }
+  const std::string holder = lock_holder(fd_);
   if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd_);
     fd_ = -1;

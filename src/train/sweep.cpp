@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "core/subprocess.h"
 #include "io/checkpoint.h"
 #include "io/metrics.h"
@@ -146,15 +147,6 @@ std::vector<std::string> command_of(const SweepPoint& p, const SweepOptions& o,
   return w;
 }
 
-std::string shell_line(const std::vector<std::string>& words) {
-  std::string s = "moco pretrain";
-  for (const auto& w : words) {
-    const bool plain = w.find_first_of(" '\"$`\\*?&;|<>()") == std::string::npos && !w.empty();
-    s += " " + (plain ? w : "'" + w + "'");
-  }
-  return s;
-}
-
 fs::path done_file(const SweepPoint& p) { return fs::path(p.dir) / "point.json"; }
 
 struct Running {
@@ -176,7 +168,7 @@ int64_t run_points(const std::vector<SweepPoint>& points, const SweepOptions& o,
     const auto& p = points[next];
     fs::create_directories(p.dir);
     const auto words = command_of(p, o, machine);
-    log_info("sweep: starting ", p.name, ": ", shell_line(words));
+    log_info("sweep: starting ", p.name, ": ", "moco pretrain ", shell_line(words));
     // A point dies with the sweep: a killed sweep leaves no orphan writing
     // to a folder the next sweep will resume.
     ChildOptions child;
@@ -283,7 +275,16 @@ std::vector<SweepAxis> parse_sets(const std::vector<std::string>& sets) {
       TORCH_CHECK(!v.empty(), "--set ", s, ": an empty value");
       const auto parsed = args::parse(v, a->field<PretrainOptions>()->get({}), a->flag());
       args::check(parsed, a->checks, a->flag());
-      axis.words.push_back(flag_words(*a, parsed));
+      auto words = flag_words(*a, parsed);
+      // The same value twice (0.9,0.9 or 0.9,0.90) would run once and be
+      // reported as two seeds' spread.
+      const auto twin = std::find(axis.words.begin(), axis.words.end(), words);
+      TORCH_CHECK(twin == axis.words.end(), "--set ", s, ": ",
+                  axis.values[static_cast<size_t>(twin - axis.words.begin())],
+                  v == axis.values[static_cast<size_t>(twin - axis.words.begin())]
+                      ? " is given twice"
+                      : " and " + v + " are the same value");
+      axis.words.push_back(std::move(words));
     }
     for (const auto& other : axes) {
       TORCH_CHECK(other.key != axis.key, "--set ", a->flag(), " given twice");
@@ -337,6 +338,16 @@ SweepResult run_sweep(const SweepOptions& o, const SweepHooks& hooks) {
   TORCH_CHECK(!o.seeds().empty(), "expected --seeds with at least one seed");
   check_base_words(o.pretrain_args(), axes, hooks);
   auto points = make_points(o, axes);
+  // Values that differ only where folder names cannot ('/' and ' ' become
+  // '_') would share a folder: the second would be reported with the
+  // first's numbers.
+  std::map<std::string, const SweepPoint*> folders;
+  for (const auto& p : points) {
+    const auto [it, fresh] = folders.emplace(p.name, &p);
+    TORCH_CHECK(fresh, "sweep points ", shell_line(it->second->values), " and ",
+                shell_line(p.values), " would share the folder ", p.dir,
+                "; give values that differ in more than '/', ' ' or '\\'");
+  }
   std::set<std::string> given;
   hooks.parse_pretrain(o.pretrain_args(), &given);
   const auto machine = machine_words(o, given);
@@ -350,7 +361,9 @@ SweepResult run_sweep(const SweepOptions& o, const SweepHooks& hooks) {
       TORCH_CHECK(false, "sweep point ", p.name, ": ", e.what_without_backtrace());
     }
   }
-  fs::create_directories(o.output());
+  // One sweep a folder: two would run the same points at once and mark
+  // each other's finished points failed.
+  const OutputLock lock(o.output());
   SweepResult result;
   result.points = static_cast<int64_t>(points.size());
   for (const auto& p : points) result.skipped += fs::exists(done_file(p)) ? 1 : 0;

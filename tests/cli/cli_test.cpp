@@ -583,6 +583,88 @@ TEST(Cli, ALiveRunLocksItsFolderAndAStaleLockIsTakenOver) {
   EXPECT_FALSE(fs::exists(out + "/moco.lock"));
 }
 
+TEST(Cli, PlantedLinksInTheOutputAreNeverWrittenThrough) {
+  auto dir = test::scratch_dir("links");
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 32, 8, 4);
+  const auto outside = dir / "outside.txt";
+  test::write_file(outside, "keep me\n");
+  const auto run = [&](const fs::path& out) {
+    return moco("pretrain '" + (dir / "data").string() + "' -a resnet18 --width 8 --max-steps 2" +
+                    test::kTinyRun + "'" + out.string() + "'",
+                dir);
+  };
+  // A lock file that is a link: refused, the file it points to untouched.
+  fs::create_directories(dir / "a");
+  fs::create_symlink(outside, dir / "a" / "moco.lock");
+  auto r = run(dir / "a");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("moco.lock is a symbolic link"), std::string::npos) << r.out;
+  EXPECT_EQ(test::read_text(outside), "keep me\n");
+  // metrics.jsonl as a link: refused too.
+  fs::create_directories(dir / "m");
+  fs::create_symlink(outside, dir / "m" / "metrics.jsonl");
+  r = run(dir / "m");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("metrics.jsonl is a symbolic link"), std::string::npos) << r.out;
+  EXPECT_EQ(test::read_text(outside), "keep me\n");
+  // The checkpoint's temporary name as a link: the link goes, the
+  // checkpoint is written as a file of its own.
+  fs::create_directories(dir / "t");
+  fs::create_symlink(outside, dir / "t" / "checkpoint.pth.tar.tmp");
+  r = run(dir / "t");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_EQ(test::read_text(outside), "keep me\n");
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir / "t" / "checkpoint.pth.tar")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "t" / "checkpoint.pth.tar.tmp")));
+  // A stale lock that moco did not write: nothing of it reaches the log.
+  fs::create_directories(dir / "s");
+  test::write_file(dir / "s" / "moco.lock", "\x1b]0;pwned\x07\x1b[2J rm -rf ~\n");
+  r = run(dir / "s");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("a lock file moco did not write"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("pwned"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+
+  // moco export never writes over what it exports, nor over a file
+  // without --force; its .safetensors reads back as --pretrained, its .pkl
+  // is refused saying why.
+  const auto ckpt = (dir / "t" / "checkpoint.pth.tar").string();
+  const auto before = test::read_text(ckpt);
+  r = moco("export '" + ckpt + "' '" + ckpt + "' --format torchvision", dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("is the checkpoint it exports"), std::string::npos) << r.out;
+  fs::create_symlink(ckpt, dir / "alias.pth");  // the same file by another name
+  r = moco("export '" + ckpt + "' '" + (dir / "alias.pth").string() + "' --force", dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("is the checkpoint it exports"), std::string::npos) << r.out;
+  EXPECT_EQ(test::read_text(ckpt), before);
+  const auto pth = (dir / "r18.pth").string();
+  ASSERT_EQ(moco("export '" + ckpt + "' '" + pth + "'", dir).rc, 0);
+  test::write_file(pth, "mine");
+  r = moco("export '" + ckpt + "' '" + pth + "'", dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("r18.pth exists; pass --force"), std::string::npos) << r.out;
+  EXPECT_EQ(test::read_text(pth), "mine");
+  EXPECT_EQ(moco("export '" + ckpt + "' '" + pth + "' --force", dir).rc, 0);
+  EXPECT_NE(test::read_text(pth), "mine");
+  const auto st = (dir / "r18.safetensors").string();
+  ASSERT_EQ(moco("export '" + ckpt + "' '" + st + "'", dir).rc, 0);
+  r = moco("inspect '" + st + "'", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("network: resnet18 (small-image stem), width 8, 1 channel"),
+            std::string::npos) << r.out;
+  r = moco("knn '" + (dir / "data").string() + "' --pretrained '" + st + "' --threads 2 -j 1",
+           dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  const auto pkl = (dir / "r18.pkl").string();
+  ASSERT_EQ(moco("export '" + ckpt + "' '" + pkl + "'", dir).rc, 0);
+  r = moco("inspect '" + pkl + "'", dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("detectron2 export (.pkl), which moco does not read back"),
+            std::string::npos) << r.out;
+}
+
 TEST(Cli, EvaluationNeedsDataAndMistypedCommandsGetASuggestion) {
   auto dir = test::scratch_dir("suggest");
   for (const char* cmd : {"knn --pretrained x.pth", "lincls --pretrained x.pth",

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "../support.h"
 #include "core/rng.h"
@@ -298,6 +300,232 @@ TEST(Shards, TruncatedShardsAndCorruptMembersAreSkippedAndNamed) {
   EXPECT_NE(msg.find("--strict-data"), std::string::npos) << msg;
   EXPECT_TRUE(msg.find("000016.png") != std::string::npos ||
               msg.find(cut) != std::string::npos) << msg;
+}
+
+// ---- Hostile shards (written by Python's tarfile) -----------------------------------
+
+namespace {
+
+const fs::path& hostile_dir() {
+  static const fs::path dir = [] {
+    auto d = test::suite_scratch_dir("hostile");
+    if (!fs::exists(d / "pax3e8gz-000000.tar.gz")) {
+      test::run_python("make_hostile_shards.py", "'" + d.string() + "'", d);
+    }
+    return d;
+  }();
+  return dir;
+}
+
+std::string hostile(const std::string& name) {
+  return (hostile_dir() / (name + "-000000.tar")).string();
+}
+
+// Every batch of one epoch, or the error that ended it; a hang fails.
+struct EpochEnd {
+  int64_t batches = 0;
+  std::string error;
+};
+EpochEnd stream_epoch(const std::string& spec, LoaderOptions options) {
+  EpochEnd end;
+  test::within(300, "an epoch of " + spec, [&] {
+    try {
+      ShardLoader loader(shard_set(spec), small_aug(), options);
+      loader.start_epoch(0);
+      while (loader.next()) ++end.batches;
+    } catch (const c10::Error& e) {
+      end.error = e.what_without_backtrace();
+    }
+  });
+  return end;
+}
+
+int64_t peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+}  // namespace
+
+TEST(ShardsHostile, ARunOfUnreadableImagesNeverStallsTheLoader) {
+  for (int64_t workers : {1, 2}) {
+    const auto opts = LoaderOptions().batch_size(16).workers(workers).shuffle_buffer(1);
+    // 40 in a row: their places go to the next readable image; every batch
+    // of the 200 - 40 readable ones' epoch comes.
+    ShardLoader loader(shard_set(hostile("run40")), small_aug(), opts);
+    std::vector<std::vector<int64_t>> batches;
+    test::within(300, "run40", [&] { batches = epoch_labels(loader, 0); });
+    ASSERT_EQ(static_cast<int64_t>(batches.size()), loader.batches_per_epoch());
+    EXPECT_EQ(loader.skipped_files(), 40);
+    std::multiset<int64_t> got;
+    for (const auto& b : batches) got.insert(b.begin(), b.end());
+    for (int64_t i = 60; i < 100; ++i) EXPECT_EQ(got.count(i), 0u) << i;
+    EXPECT_EQ(got.count(100), 41u);  // the 40 places, then its own
+    // 70 in a row: the folder loader's error, not a hang.
+    auto end = stream_epoch(hostile("run70"), opts);
+    EXPECT_NE(end.error.find("64 unreadable images in a row"), std::string::npos)
+        << "workers " << workers << ": " << end.error;
+    // Nothing readable at all.
+    end = stream_epoch(hostile("zero"), opts);
+    EXPECT_NE(end.error.find("unreadable images in a row"), std::string::npos) << end.error;
+    // Every image over --max-image-pixels.
+    auto small = std::make_shared<ImageSet>(
+        open_dataset(hostile("run40"), OpenOptions().max_image_pixels(16)).train);
+    test::within(300, "run40 over the pixel limit", [&] {
+      ShardLoader over(small, small_aug(), opts);
+      const auto msg = test::error_message([&] { epoch_labels(over, 0); });
+      EXPECT_NE(msg.find("unreadable images in a row"), std::string::npos) << msg;
+    });
+  }
+}
+
+TEST(ShardsHostile, AShardCutWhileItStreamsEndsTheEpochWithEveryWorkerCount) {
+  for (int64_t workers : {1, 2, 3}) {
+    auto dir = test::scratch_dir("cut" + std::to_string(workers));
+    const auto r = write_dataset_shards(numbered(60), dir.string(), "train", ShardLimit{10, 0});
+    const auto set = shard_set(r.pattern);  // counted whole
+    // Then shard 2 loses its last 7 samples.
+    test::truncate_copy(r.shards[2], r.shards[2] + ".part", 3 * 2048 + 700);
+    fs::rename(r.shards[2] + ".part", r.shards[2]);
+    ShardLoader loader(set, small_aug(),
+                       LoaderOptions().batch_size(4).workers(workers).shuffle_buffer(2));
+    int64_t batches = 0;
+    test::within(300, "a cut shard", [&] {
+      loader.start_epoch(0);
+      while (loader.next()) ++batches;
+    });
+    EXPECT_LT(batches, loader.batches_per_epoch()) << "workers " << workers;
+    EXPECT_GE(batches, 1) << "workers " << workers;
+  }
+}
+
+TEST(ShardsHostile, MembersAreReadAsTheyArriveNotAsTheirHeadersClaim) {
+  // 3e8 bytes claimed, 100 there: more than the whole shard, so damage.
+  const int64_t before = peak_rss_mib();
+  ShardReader reader(hostile("pax3e8"));
+  ShardSample s;
+  int64_t n = 0;
+  while (reader.next(s)) ++n;
+  EXPECT_EQ(n, 20);
+  EXPECT_NE(reader.damage().find("declares 300000000 bytes"), std::string::npos)
+      << reader.damage();
+  EXPECT_LT(peak_rss_mib() - before, 100) << "a 3e8-byte claim was allocated";
+  // Gzip'd, the claim is met by the end of the data, read as it arrives.
+  ShardReader gz((hostile_dir() / "pax3e8gz-000000.tar.gz").string());
+  n = 0;
+  while (gz.next(s)) ++n;
+  EXPECT_EQ(n, 20);
+  EXPECT_FALSE(gz.damage().empty());
+  EXPECT_LT(peak_rss_mib() - before, 100) << "a 3e8-byte claim was allocated";
+  // Claims over the limit are not read at all; an epoch of each ends with
+  // the samples before it, no std::bad_alloc.
+  for (const char* name : {"pax2e9", "pax1e12"}) {
+    const auto list = open_shards(hostile(name));
+    EXPECT_EQ(list.damaged.size(), 1u) << name;
+    const auto end = stream_epoch(hostile(name), LoaderOptions().batch_size(4).workers(2));
+    EXPECT_TRUE(end.error.empty()) << name << ": " << end.error;
+    EXPECT_EQ(end.batches, 5) << name;
+  }
+  EXPECT_LT(peak_rss_mib() - before, 100);
+  // An image member past --max-image-pixels x 4 + 16 MiB is named, unread.
+  ShardReader capped(hostile("run40"), /*max_member=*/16);
+  ASSERT_TRUE(capped.next(s));
+  EXPECT_TRUE(s.image.empty());
+  EXPECT_NE(s.image_error.find("more than the 16"), std::string::npos) << s.image_error;
+}
+
+TEST(ShardsHostile, LabelsAreWholeClassIndicesOnly) {
+  ShardReader reader(hostile("labels"));
+  ShardSample s;
+  std::vector<int64_t> labels;
+  std::vector<std::string> errors;
+  while (reader.next(s)) {
+    labels.push_back(s.label);
+    errors.push_back(s.label_error);
+  }
+  EXPECT_EQ(labels, (std::vector<int64_t>{-1, -1, 7, -1, -1, -1, 3}));
+  EXPECT_NE(errors[0].find("got '+5'"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[4].find("2.5"), std::string::npos) << errors[4];
+  EXPECT_TRUE(errors[2].empty()) << errors[2];
+}
+
+TEST(ShardsHostile, OnlyRegularFilesAreShards) {
+  auto dir = test::scratch_dir("fifo");
+  const auto fifo = dir / "s-000001.tar";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  write_dataset_shards(numbered(4), (dir / "w").string(), "s", ShardLimit{4, 0});
+  fs::copy_file(dir / "w" / "s-000000.tar", dir / "s-000000.tar");
+  std::ofstream(dir / "list.txt") << "s-000000.tar\ns-000001.tar\n";
+  for (const auto& spec : {(dir / "s-{000000..000001}.tar").string(), fifo.string(),
+                           (dir / "list.txt").string()}) {
+    test::within(60, spec, [&] {
+      const auto msg = test::error_message([&] { open_shards(spec); });
+      EXPECT_NE(msg.find("s-000001.tar is not a regular file (a FIFO)"), std::string::npos)
+          << spec << ": " << msg;
+    });
+  }
+}
+
+TEST(ShardsHostile, BracePatternsAreCountedBeforeTheyAreBuilt) {
+  std::string groups = "a";
+  for (int i = 0; i < 10000; ++i) groups += "{a,b}";
+  for (const auto& pattern : {groups + ".tar", std::string("s-{0..99999999}.tar"),
+                              std::string("s-{0..9999}-{0..9999}.tar"),
+                              "s-{0..999}" + std::string(300000, 'x') + ".tar"}) {
+    test::within(60, "a pattern", [&] {
+      const auto msg = test::error_message([&] { expand_braces(pattern); });
+      EXPECT_TRUE(msg.find("more than 1000000 shards") != std::string::npos ||
+                  msg.find("too many to list") != std::string::npos)
+          << msg.substr(0, 300);
+    });
+  }
+  EXPECT_EQ(expand_braces("{a,b}{c,d}{e,f}.tar").size(), 8u);
+  EXPECT_EQ(expand_braces("{a,b}{c,d}{e,f}.tar")[5], "bcf.tar");
+}
+
+TEST(ShardsHostile, AFolderIsOneFinishedWrite) {
+  auto dir = test::scratch_dir("manifest");
+  const auto r = write_dataset_shards(numbered(12), dir.string(), "train", ShardLimit{5, 0});
+  const auto m = read_shard_manifest((dir / "train.manifest.json").string());
+  EXPECT_EQ(m.samples, 12);
+  ASSERT_EQ(m.shards.size(), 3u);
+  EXPECT_EQ(m.shards[2], (std::pair<std::string, int64_t>{"train-000002.tar", 2}));
+  EXPECT_EQ(open_shards(dir.string()).samples, 12);
+  // Another write into the folder (a test split) makes it two datasets.
+  write_dataset_shards(numbered(3), dir.string(), "test", ShardLimit{5, 0});
+  auto msg = test::error_message([&] { open_shards(dir.string()); });
+  EXPECT_NE(msg.find("holds the shards of 2 writes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("test-000000.tar"), std::string::npos) << msg;
+  // Each write still opens by its pattern.
+  EXPECT_EQ(open_shards(r.pattern).samples, 12);
+  // A write that was stopped: shards, a .tar.tmp, no manifest.
+  auto cut = test::scratch_dir("stopped");
+  write_dataset_shards(numbered(12), cut.string(), "train", ShardLimit{5, 0});
+  fs::remove(cut / "train.manifest.json");
+  fs::remove(cut / "train-000002.tar");
+  std::ofstream(cut / "train-000002.tar.tmp") << "partial";
+  msg = test::error_message([&] { open_shards(cut.string()); });
+  EXPECT_NE(msg.find("unfinished shard, train-000002.tar.tmp"), std::string::npos) << msg;
+  msg = test::error_message(
+      [&] { write_dataset_shards(numbered(12), cut.string(), "train", ShardLimit{5, 0}); });
+  EXPECT_NE(msg.find("unfinished write"), std::string::npos) << msg;
+  // Without the .tmp, the shards of a write with no manifest open, with a
+  // warning; a manifest that disagrees with the shards is said.
+  fs::remove(cut / "train-000002.tar.tmp");
+  EXPECT_EQ(open_shards(cut.string()).samples, 10);
+  auto listed = test::scratch_dir("listed");
+  write_dataset_shards(numbered(12), listed.string(), "train", ShardLimit{5, 0});
+  fs::remove(listed / "train-000001.tar");
+  msg = test::error_message([&] { open_shards(listed.string()); });
+  EXPECT_NE(msg.find("train-000001.tar of train.manifest.json is missing"), std::string::npos)
+      << msg;
+  // A manifest may name only files in its folder.
+  std::ofstream(listed / "train.manifest.json")
+      << R"({"format": "moco-shards", "prefix": "train", "samples": 1,
+             "shards": [{"name": "../x.tar", "samples": 1}]})";
+  msg = test::error_message([&] { open_shards(listed.string()); });
+  EXPECT_NE(msg.find("not a .tar in the folder"), std::string::npos) << msg;
 }
 
 }  // namespace moco::data

@@ -236,5 +236,31 @@ TEST_F(Launch, RanksWithDifferentFlagsAreRefused) {
   EXPECT_EQ(r0.find("rc0=0"), std::string::npos) << r0;
 }
 
+TEST_F(Launch, TheLaunchFlagInAnyFormStartsOneGenerationOfRanks) {
+  // --multiprocessing-distributed=true: the ranks get the flags without it
+  // and train; none launches again.
+  auto r = sh("'" + test::moco_binary() + "' pretrain " + data() +
+                  " --multiprocessing-distributed=true --epochs 1 --max-steps 1" +
+                  tiny(dir_ / "once"),
+              dir_);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  size_t launches = 0;
+  for (auto at = r.out.find("started "); at != std::string::npos;
+       at = r.out.find("started ", at + 1)) {
+    if (r.out.compare(at, 30, "started 1 processes (ranks 0..") == 0) ++launches;
+  }
+  EXPECT_EQ(launches, 1u) << r.out;
+  // A process that has a rank already is refused at once, naming the flag.
+  for (const char* flag : {"--multiprocessing-distributed=true", "--nproc-per-node 2"}) {
+    r = sh("RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 timeout 60 '" +
+               test::moco_binary() + "' pretrain " + data() + " " + flag + " --epochs 1" +
+               tiny(dir_ / "again"),
+           dir_);
+    EXPECT_EQ(r.rc, 1) << flag << ": " << r.out;
+    EXPECT_NE(r.out.find("already rank 0 of 1"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("started "), std::string::npos) << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace moco::distributed

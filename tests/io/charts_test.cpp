@@ -37,5 +37,38 @@ TEST(Charts, SeveralSeriesGetALegendAndErrorBars) {
   EXPECT_EQ(escape_xml("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
 }
 
+TEST(Charts, AMillionPointsDrawAsAFewHundredWithTheirSpikes) {
+  Chart c;
+  c.title = "loss";
+  c.x_label = "step";
+  Series s{"loss", palette(0), {}};
+  for (int64_t i = 0; i < 1'000'000; ++i) {
+    s.points.push_back({static_cast<double>(i), i == 777'777 ? 50.0 : 5.0 + (i % 3) * 0.1});
+  }
+  c.series.push_back(s);
+  const auto svg = svg_document({c});
+  EXPECT_LT(svg.size(), 100'000u);
+  // The one spike is still drawn: its y is the top of the range.
+  const auto pts_at = svg.find("points=\"");
+  ASSERT_NE(pts_at, std::string::npos);
+  const auto pts = svg.substr(pts_at, svg.find('"', pts_at + 8) - pts_at);
+  size_t drawn = 0;
+  double min_y = 1e9;
+  for (size_t p = pts.find(','); p != std::string::npos; p = pts.find(',', p + 1)) {
+    ++drawn;
+    min_y = std::min(min_y, std::stod(pts.substr(p + 1)));
+  }
+  EXPECT_GT(drawn, 200u);
+  EXPECT_LT(drawn, 2000u);
+  const auto small = svg_document({Chart{"l", "x", {{"l", palette(0), {{0, 5}, {1, 50}}}}}});
+  const auto ps = small.find("points=\"");
+  const auto two = small.substr(ps, small.find('"', ps + 8) - ps);
+  double top = 1e9;
+  for (size_t p = two.find(','); p != std::string::npos; p = two.find(',', p + 1)) {
+    top = std::min(top, std::stod(two.substr(p + 1)));
+  }
+  EXPECT_NEAR(min_y, top, 1.0);  // the spike reaches the same height
+}
+
 }  // namespace
 }  // namespace moco::io

@@ -7,6 +7,7 @@
 
 #include "../support.h"
 #include "io/metrics.h"
+#include "train/runtime.h"
 
 namespace moco::train {
 namespace {
@@ -90,6 +91,9 @@ TEST(Sweep, BadSetOrPointFailsBeforeAnythingRuns) {
            {"--set seed=1,2", "use --seeds"},
            {"--set moco-m=0.9 -- --moco-m 0.5", "--moco-m is swept by --set"},
            {"--set bn-splits=3 -- -b 16", "sweep point bn_splits=3,seed=0"},
+           {"--set moco-m=0.9,0.9", "--set moco-m=0.9,0.9: 0.9 is given twice"},
+           {"--set moco-m=0.9,0.90", "0.9 and 0.90 are the same value"},
+           {"--set 'data=fm/x,fm_x'", "would share the folder"},
            {"--point 'v1'", "expected --point NAME=FLAGS"},
            {"--point 'a=--no-such-flag'", "--no-such-flag"},
            {"", "expected --set FLAG=V1,V2,... or --point NAME=FLAGS"}}) {
@@ -128,6 +132,20 @@ TEST(Sweep, PointResultsFromMetricsByHand) {
   EXPECT_DOUBLE_EQ(r.pretext_acc1, (30 + 40 + 50) / 3.0);  // the last epoch's
   ASSERT_EQ(r.knn_curve.size(), 3u);
   EXPECT_EQ(r.knn_curve[0], (std::pair<int64_t, double>{-1, 60}));
+}
+
+TEST(Sweep, OneSweepAFolder) {
+  auto dir = test::scratch_dir("locked");
+  const fs::path out = dir / "sw";
+  fs::create_directories(dir / "data");
+  test::write_idx_dataset(dir / "data", 32, 8, 4);
+  const OutputLock held(out.string());  // another sweep on the folder
+  auto r = test::run_moco("sweep -o '" + out.string() + "' --set moco-m=0.9,0.99 -- " +
+                              tiny_flags(dir / "data"),
+                          dir);
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("is in use by another moco run"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out / "sweep.md"));
 }
 
 }  // namespace
