@@ -203,7 +203,7 @@ ShardPaths folder_shards(const std::string& spec) {
   ShardPaths out;
   if (manifests.empty()) {
     TORCH_CHECK(!tars.empty(), "no .tar shards in ", spec);
-    log_warn(spec, ": no ", kManifestSuffix, " of `moco shard` here, so its ", tars.size(),
+    log_warn(spec, ": no PREFIX", kManifestSuffix, " from `moco shard` here, so its ", tars.size(),
              " shard", tars.size() == 1 ? "" : "s",
              " are taken as they are (a write cut short would go unnoticed)");
     for (const auto& t : tars) out.paths.push_back((dir / t).string());
