@@ -126,17 +126,28 @@ std::vector<std::string> expand_pattern(const std::string& whole) {
   TORCH_CHECK(count * (whole.size() + 20) <= (size_t{1} << 28), "shard pattern ",
               whole.substr(0, 200), whole.size() > 200 ? "..." : "", " expands to ", count,
               " names of up to ", whole.size(), " characters, too many to list");
+  // Each group's choices once, and the names built as an odometer that
+  // keeps the prefix of every group: a step rebuilds only the groups that
+  // turned, so a name costs its last group and tail, not all its groups.
+  const size_t n = groups.size();
+  std::vector<std::vector<std::string>> choices(n);
+  for (size_t g = 0; g < n; ++g) {
+    for (size_t i = 0; i < groups[g].size(); ++i) choices[g].push_back(groups[g].choice(i));
+  }
+  std::vector<size_t> digit(n, 0);
+  std::vector<std::string> prefix(n + 1);
+  const auto rebuild = [&](size_t from) {
+    for (size_t g = from; g < n; ++g) prefix[g + 1] = prefix[g] + groups[g].head + choices[g][digit[g]];
+  };
+  rebuild(0);
   std::vector<std::string> out;
   out.reserve(count);
-  std::vector<size_t> digit(groups.size(), 0);  // an odometer, the last group fastest
-  for (size_t n = 0; n < count; ++n) {
-    std::string name;
-    for (size_t g = 0; g < groups.size(); ++g) name += groups[g].head + groups[g].choice(digit[g]);
-    out.push_back(name + tail);
-    for (size_t g = groups.size(); g-- > 0;) {
-      if (++digit[g] < groups[g].size()) break;
-      digit[g] = 0;
-    }
+  for (size_t i = 0; i < count; ++i) {
+    out.push_back(prefix[n] + tail);
+    size_t g = n;
+    while (g > 0 && ++digit[g - 1] == groups[g - 1].size()) digit[--g] = 0;
+    if (g == 0) break;
+    rebuild(g - 1);
   }
   return out;
 }
