@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "data/eval_transform.h"
@@ -104,7 +105,8 @@ int shard_command(const ShardOptions& o, const Invocation&) {
                        r.samples, r.samples == 1 ? "" : "s", r.labelled,
                        r.skipped ? fmt::format(", {} unreadable skipped", r.skipped) : "",
                        r.shards.size(), r.shards.size() == 1 ? "" : "s", r.bytes / 1e6, seconds));
-  std::printf("%s\n", r.pattern.c_str());
+  // Quoted: pasted as printed, a shell would expand the braces into words.
+  std::printf("%s\n", shell_quote(r.pattern).c_str());
   return 0;
 }
 

@@ -733,7 +733,9 @@ TEST(Cli, ShardsWrittenByMocoShardTrainAndResumeExactly) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("wrote 16 samples (16 labelled, 1 unreadable skipped) in 4 shards"),
             std::string::npos) << r.out;
-  EXPECT_NE(r.out.find((dir / "ps" / "train-{000000..000003}.tar").string()), std::string::npos)
+  // Printed quoted, so that it pastes into a shell as one word.
+  EXPECT_NE(r.out.find("'" + (dir / "ps" / "train-{000000..000003}.tar").string() + "'"),
+            std::string::npos)
       << r.out;
   const auto photos = data::open_dataset((dir / "photos").string()).train;
   std::map<std::string, std::vector<uint8_t>> originals;
