@@ -9,6 +9,10 @@ std::string to_lower(std::string s) {
   return s;
 }
 
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
 std::string shell_quote(const std::string& word) {
   const bool plain =
       !word.empty() && word.find_first_of(" \t\n'\"$`\\*?[]&;|<>(){}~#!") == std::string::npos;

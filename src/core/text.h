@@ -13,6 +13,9 @@ namespace moco {
 // ASCII lower case: file extensions, flag values, paths compared by hand.
 std::string to_lower(std::string s);
 
+// Whether s ends with tail (file extensions: pass to_lower(path)).
+bool ends_with(const std::string& s, const std::string& tail);
+
 // A word as POSIX sh reads back as that word: unchanged when it holds
 // nothing the shell treats specially, else single-quoted.
 std::string shell_quote(const std::string& word);

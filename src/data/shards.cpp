@@ -40,10 +40,6 @@ bool is_image_ext(const std::string& ext) {
   return ext == "jpg" || ext == "jpeg" || ext == "png";
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 bool is_tar_name(const std::string& name) {
   const auto l = to_lower(name);
   return ends_with(l, ".tar") || ends_with(l, ".tar.gz") || ends_with(l, ".tgz");

@@ -19,10 +19,6 @@ bool starts_with(const std::string& s, const std::string& p) {
   return s.compare(0, p.size(), p) == 0;
 }
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 }  // namespace
 
 models::ResNetOptions infer_resnet_options(

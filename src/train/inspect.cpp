@@ -58,10 +58,7 @@ CheckpointSummary inspect_checkpoint(const InspectOptions& o) {
     s.network += fmt::format(", fc of {} outputs", net.num_classes());
   }
   // A .safetensors export holds tensors only: no epoch, no flags.
-  if (to_lower(path).size() >= 12 &&
-      to_lower(path).compare(path.size() - 12, 12, ".safetensors") == 0) {
-    return s;
-  }
+  if (ends_with(to_lower(path), ".safetensors")) return s;
   const auto top_value = io::load_pickle(path);
   if (!top_value.isGenericDict()) return s;
   const auto top = top_value.toGenericDict();
