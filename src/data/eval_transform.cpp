@@ -88,7 +88,7 @@ torch::Tensor EvalTransform::load(const ImageSet& set,
                                   const torch::Tensor& indices,
                                   torch::Tensor* readable) const {
   return normalize_images(
-      load_eval_images(set, indices, crop * 256 / 224, crop, readable), mean,
+      load_eval_images(set, indices, resize_for_crop(crop), crop, readable), mean,
       std);
 }
 
@@ -174,7 +174,7 @@ int64_t default_crop(int64_t side) {
 }
 
 int64_t eval_crop(const ImageSet& set) {
-  return set.on_disk() ? 224 : set.height();
+  return set.on_disk() ? default_crop(typical_image_side(set)) : set.height();
 }
 
 EvalTransform eval_transform(const ImageSet& train, int64_t crop) {

@@ -90,8 +90,13 @@ class EvalBatches {
   std::unique_ptr<State> state_;
 };
 
-// The evaluation crop the commands use: 224 for image files, the images'
-// own size in memory.
+// The shorter side images are resized to before the centre crop: 256 for
+// 224, as the official evaluation, and in that ratio for other crops.
+inline int64_t resize_for_crop(int64_t crop) { return crop * 256 / 224; }
+
+// The evaluation crop for a network that does not say what it was trained
+// at: pretraining's choice for these images (image files: their own size
+// when <= 64 px, else 224), the images' own size in memory.
 int64_t eval_crop(const ImageSet& set);
 
 // The transform for a dataset whose training split is `train`; crop 0 means

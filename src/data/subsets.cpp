@@ -146,9 +146,12 @@ void hold_out_validation(Splits& s, double fraction, uint64_t seed) {
   held.description = base.description + " (--val-split " +
                      c10::str(fraction) + ", " + std::to_string(val.size()) +
                      " held out)";
+  held.summary = std::to_string(val.size()) + " images, " +
+                 std::to_string(base.num_classes) + " classes";
   ImageSet kept = select(base, rest);
   kept.description = base.description + " (without the " +
                      std::to_string(val.size()) + " held out)";
+  kept.summary = std::to_string(rest.size()) + " images kept of " + base.summary;
   s.test = std::move(held);
   base = std::move(kept);
 }

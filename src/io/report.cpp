@@ -40,23 +40,24 @@ std::vector<Chart> run_charts(const Metrics& m) {
     add("3lr", "learning rate", "step", "#9467bd", step, r.lr);
     add("5ips", "throughput (images/s)", "step", "#ff7f0e", step, r.images_per_s);
   }
+  // Epochs count from 1, as the log's "epoch 3/6"; 0 is before training.
+  auto after = [](int64_t epoch) { return static_cast<double>(epoch + 1); };
   for (const auto& r : m.knn) {
     if (r.features != "encoder") continue;
-    add("4knn", "kNN top-1 accuracy (%)", "epoch (-1: before training)",
-        "#d62728", static_cast<double>(r.epoch), r.top1);
+    add("4knn", "kNN top-1 accuracy (%)", "epoch (0: before training)",
+        "#d62728", after(r.epoch), r.top1);
   }
   for (const auto& r : m.epochs) {
     add("6wait", "share of time waiting for data (%)", "epoch", "#8c564b",
-        static_cast<double>(r.epoch), 100 * r.data_wait_share);
+        after(r.epoch), 100 * r.data_wait_share);
   }
   for (const auto& r : m.lincls) {
-    add("7lloss", "linear classifier loss", "epoch", "#1f77b4",
-        static_cast<double>(r.epoch), r.loss);
-    add("8lacc", "linear classifier val top-1 (%)", "epoch", "#d62728",
-        static_cast<double>(r.epoch), r.acc1);
+    add("7lloss", "linear classifier loss", "epoch", "#1f77b4", after(r.epoch), r.loss);
+    add("8lacc", "linear classifier val top-1 (%)", "epoch", "#d62728", after(r.epoch),
+        r.acc1);
   }
   for (const auto& r : m.finetune) {
-    const double epoch = static_cast<double>(r.epoch);
+    const double epoch = after(r.epoch);
     add("90floss", "fine-tuning loss", "epoch", "#1f77b4", epoch, r.loss);
     add("91facc", "fine-tuning val top-1 (%)", "epoch", "#d62728", epoch, r.acc1);
     add("92ftrain", "fine-tuning train top-1 (%)", "epoch", "#2ca02c", epoch,

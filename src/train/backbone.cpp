@@ -2,12 +2,15 @@
 
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <regex>
 #include <set>
 
 #include "core/log.h"
 #include "core/text.h"
 #include "data/dataset.h"
+#include "data/eval_transform.h"
 #include "io/checkpoint.h"
 #include "io/tensor_files.h"
 
@@ -57,11 +60,31 @@ models::ResNetOptions infer_resnet_options(
 
 namespace {
 
+struct CheckpointFile {
+  std::map<std::string, torch::Tensor> tensors;
+  int64_t crop = 0;  // Backbone::crop
+};
+
+// The crop a checkpoint's run recorded: lincls' and finetune's evaluation
+// crop at the top, pretraining's resolved --crop-size in its moco_options.
+int64_t recorded_crop(const c10::Dict<c10::IValue, c10::IValue>& dict) {
+  auto top = dict.find(c10::IValue("crop_size"));
+  if (top != dict.end() && top->value().isInt()) return top->value().toInt();
+  auto opts = dict.find(c10::IValue("moco_options"));
+  if (opts == dict.end() || !opts->value().isString()) return 0;
+  const auto j = nlohmann::json::parse(opts->value().toStringRef(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("crop_size") ||
+      !j["crop_size"].is_number_integer()) {
+    return 0;
+  }
+  return std::max<int64_t>(0, j["crop_size"].get<int64_t>());
+}
+
 // Every named tensor of a checkpoint's state_dict, a state dict, or a
 // .safetensors file (moco export writes both).
-std::map<std::string, torch::Tensor> named_tensors(const std::string& path) {
+CheckpointFile read_checkpoint_file(const std::string& path) {
   const std::string lower = to_lower(path);
-  if (ends_with(lower, ".safetensors")) return io::read_safetensors(path);
+  if (ends_with(lower, ".safetensors")) return {io::read_safetensors(path), 0};
   c10::IValue top;
   try {
     top = io::load_pickle(path);
@@ -85,23 +108,26 @@ std::map<std::string, torch::Tensor> named_tensors(const std::string& path) {
                 "dict in ", path);
     sd = it->value().toGenericDict();
   }
-  std::map<std::string, torch::Tensor> all;
+  CheckpointFile file;
   for (const auto& e : sd) {
     if (e.key().isString() && e.value().isTensor()) {
-      all[e.key().toStringRef()] = e.value().toTensor();
+      file.tensors[e.key().toStringRef()] = e.value().toTensor();
     }
   }
-  return all;
+  file.crop = recorded_crop(dict);
+  return file;
 }
 
 }  // namespace
 
 Backbone load_backbone(const std::string& path) {
-  const std::map<std::string, torch::Tensor> all = named_tensors(path);
+  const CheckpointFile file = read_checkpoint_file(path);
+  const auto& all = file.tensors;
   TORCH_CHECK(!all.empty(), "no tensors found in ", path,
               " (expected a checkpoint with a state_dict, or a state dict)");
   Backbone b;
   b.path = path;
+  b.crop = file.crop;
   std::string prefix;
   auto any_with = [&](const std::string& p) {
     for (const auto& [k, v] : all) {
@@ -201,6 +227,24 @@ models::ResNet make_encoder(const Backbone& b) {
     params[k].copy_(v);
   }
   return net;
+}
+
+int64_t evaluation_crop(const Backbone* b, const data::ImageSet& set, int64_t given,
+                        const std::string& command) {
+  if (!set.on_disk()) return data::eval_crop(set);
+  int64_t crop = given;
+  std::string why = "--crop-size";
+  if (crop <= 0 && b != nullptr && b->crop > 0) {
+    crop = b->crop;
+    why = "the crop " + b->path + " was trained at";
+  }
+  if (crop <= 0) {
+    crop = data::eval_crop(set);
+    why = data::small_stem_for(crop) ? "the images' own size" : "the official evaluation crop";
+  }
+  log_info(command, ": evaluation crop ", crop, " (", why, "), after a resize to ",
+           data::resize_for_crop(crop));
+  return crop;
 }
 
 void check_channels(const Backbone& b, const data::ImageSet& set,

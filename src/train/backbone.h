@@ -30,6 +30,10 @@ struct Backbone {
   std::map<std::string, torch::Tensor> head;    // fc.* as found, maybe empty
   std::string kind;  // "MoCo pretraining", "linear classifier", "state dict"
   std::string path;
+  // The crop of image files the checkpoint's run trained or evaluated at
+  // (pretraining's resolved --crop-size; lincls' and finetune's evaluation
+  // crop); 0 when the file does not say (state dicts, the official releases).
+  int64_t crop = 0;
 };
 
 Backbone load_backbone(const std::string& path);
@@ -47,6 +51,13 @@ models::ResNet make_classifier(const Backbone& b, int64_t num_classes);
 // The backbone with its projection head as the checkpoint holds it (fc or
 // the MLP head), for features after the head.
 models::ResNet make_encoder(const Backbone& b);
+
+// The evaluation crop of image files for a network from `b` (nullptr:
+// trained from scratch): --crop-size when `given` > 0, else the crop the
+// checkpoint's run used, else data::eval_crop(set). In-memory images are
+// used at their own size whatever it says. Logs the choice for image files.
+int64_t evaluation_crop(const Backbone* b, const data::ImageSet& set, int64_t given,
+                        const std::string& command);
 
 // Stops with a message naming the checkpoint and --channels unless the
 // backbone takes the dataset's number of channels.

@@ -56,6 +56,27 @@ Accuracy evaluate_classifier(models::ResNet& net, const data::ImageSet& set,
   return {100.0 * c1 / n, 100.0 * c5 / n};
 }
 
+void warn_if_not_learning(const std::string& command, double loss, double acc1,
+                          int64_t classes, bool last, double lr, double loss_factor,
+                          const std::string& why_lr, bool* warned) {
+  if (*warned) return;
+  const double uniform = std::log(static_cast<double>(std::max<int64_t>(classes, 2)));
+  const double chance = 100.0 / static_cast<double>(std::max<int64_t>(classes, 1));
+  std::string what;
+  if (!std::isfinite(loss) || loss > loss_factor * uniform) {
+    what = fmt::format("the loss ({:.4g}) is above {:.2f}, {}x a uniform guess's", loss,
+                       loss_factor * uniform, loss_factor);
+  } else if (last && acc1 < chance + 0.5 * (100.0 - chance) * 0.1) {
+    what = fmt::format("val Acc@1 {:.2f}% is about chance ({:.2f}% for {} classes)",
+                       acc1, chance, classes);
+  }
+  if (what.empty()) return;
+  *warned = true;
+  log_warn(fmt::format("{}: {}. --lr {:g}{} is too high for these features; try --lr {:g} "
+                       "or {:g}, or check that the checkpoint was trained",
+                       command, what, lr, why_lr, lr / 10, lr / 100));
+}
+
 ClassifierSteps::ClassifierSteps(std::string name, int64_t epoch, int64_t epochs,
                                  int64_t steps, int64_t print_freq, bool progress)
     : name_(std::move(name)), epoch_(epoch), epochs_(epochs), steps_(steps),

@@ -115,6 +115,15 @@ class ClassifierSession {
   io::MetricsWriter metrics_;
 };
 
+// A classifier that is not learning, said once with what to try, as a
+// diverging run otherwise ends at chance with nothing said: its epoch's
+// mean loss above `loss_factor` x a uniform guess's ln(classes), or val
+// Acc@1 about chance at the end. The advice names --lr values below `lr`
+// (`why_lr` may say where it came from).
+void warn_if_not_learning(const std::string& command, double loss, double acc1,
+                          int64_t classes, bool last, double lr, double loss_factor,
+                          const std::string& why_lr, bool* warned);
+
 std::unique_ptr<data::TwoViewLoader> classification_loader(
     const data::ImageSet& train_set, const data::EvalTransform& transform,
     int64_t batch, int64_t workers, int64_t seed, const torch::Device& device);

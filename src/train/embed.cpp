@@ -50,7 +50,7 @@ int64_t run_embed(const EmbedOptions& o) {
   // Normalised as the pretraining normalised this dataset.
   const auto transform = data::eval_transform(
       o.split() == "train" ? splits.train : splits.labelled_train(),
-      data::eval_crop(set));
+      evaluation_crop(&b, set, o.crop_size(), "embed"));
   const auto f = extract_features(
       [&](const torch::Tensor& x) {
         return o.head() ? net->forward(x) : net->forward_features(x);

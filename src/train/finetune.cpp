@@ -33,6 +33,7 @@ bool is_head(const std::string& name) { return name.rfind("fc.", 0) == 0; }
 struct Model {
   models::ResNet net{nullptr};
   std::string source;  // for the start-up line
+  int64_t crop = 0;    // the evaluation crop of image files
   std::unique_ptr<Sgd> backbone, head;
   int64_t start_epoch = 0;
   double best_acc1 = 0;
@@ -59,7 +60,7 @@ models::ResNet from_scratch(const FinetuneOptions& o, const data::ImageSet& trai
 }
 
 Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
-                  int64_t classes, int64_t crop) {
+                  int64_t classes) {
   Model m;
   if (!o.resume().empty()) {
     const Backbone b = load_backbone(o.resume());
@@ -68,16 +69,19 @@ Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
                 "expected a fine-tuned classifier with fc.weight of ", classes,
                 " classes in ", o.resume());
     check_channels(b, train, o.data());
+    m.crop = evaluation_crop(&b, train, o.crop_size(), "finetune");
     m.net = make_encoder(b);  // backbone and fc as saved
     m.source = "resumed " + o.resume();
   } else if (o.pretrained() == "none") {
-    m.net = from_scratch(o, train, classes, crop);
+    m.crop = evaluation_crop(nullptr, train, o.crop_size(), "finetune");
+    m.net = from_scratch(o, train, classes, m.crop);
     m.source = "random initialisation";
   } else {
     const Backbone b = load_backbone(o.pretrained());
     TORCH_CHECK(o.arch().empty() || o.arch() == b.options.arch(), "--arch ",
                 o.arch(), " given, but ", b.path, " holds a ", b.options.arch());
     check_channels(b, train, o.data());
+    m.crop = evaluation_crop(&b, train, o.crop_size(), "finetune");
     m.net = make_classifier(b, classes);
     m.source = b.kind + " " + b.path;
   }
@@ -125,6 +129,7 @@ void save_finetune(const std::string& path, Model& m, int64_t next_epoch,
   ckpt.insert("optimizer_head", sgd_state_dict(*m.head));
   ckpt.insert("pretrained", o.pretrained());
   ckpt.insert("finetune_options", options_to_json(o).dump());
+  ckpt.insert("crop_size", m.crop);  // what it was evaluated at
   io::save_pickle(path, ckpt);
 }
 
@@ -230,12 +235,8 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   const data::ImageSet& labelled = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(labelled.num_classes, val_set.num_classes);
-  const int64_t crop = labelled.on_disk() && o.crop_size() > 0
-                           ? o.crop_size()
-                           : data::eval_crop(labelled);
-  const auto transform = data::eval_transform(labelled, crop);
-
-  Model m = build_model(o, labelled, classes, crop);
+  Model m = build_model(o, labelled, classes);
+  const auto transform = data::eval_transform(labelled, m.crop);
   if (!o.resume().empty()) resume_state(m, o);
   m.net->to(device);
   for (Sgd* sgd : {m.backbone.get(), m.head.get()}) {
@@ -288,6 +289,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   e.evaluate = [&] {
     return evaluate_classifier(m.net, val_set, transform, eval, amp.mode());
   };
+  bool warned = false;
   e.report = [&](int64_t epoch, const Accuracy& acc, double best, double secs) {
     log_info(fmt::format(
         "finetune epoch {}/{}: loss {:.4f}, train Acc@1 {:.2f}, val Acc@1 {:.3f} "
@@ -296,6 +298,10 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     session.metrics().write(io::FinetuneRecord{epoch, o.lr() * scale, lr_head * scale,
                                                stats.loss, stats.acc1, acc.top1,
                                                acc.top5, secs, train_set.size()});
+    // A fine-tune starts about a uniform guess's loss and falls; twice that
+    // is the new head's rate throwing the pretrained features away.
+    warn_if_not_learning("finetune", stats.loss, acc.top1, classes, epoch + 1 == o.epochs(),
+                         o.lr(), 2.0, fmt::format(" (head {:g})", lr_head), &warned);
   };
   e.save = [&](const std::string& path, int64_t next_epoch, double best) {
     m.best_acc1 = best;

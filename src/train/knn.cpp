@@ -120,12 +120,13 @@ KnnResult run_knn(const KnnCommandOptions& o) {
   const auto& test_set = *splits.test;
   const auto b = load_backbone(o.pretrained());
   check_channels(b, bank_set, o.data());
+  const int64_t crop = evaluation_crop(&b, bank_set, o.crop_size(), "knn");
   auto net = make_classifier(b, 1);
   net->to(device);
   net->eval();
   const auto t0 = Clock::now();
   auto r = knn_score([&](const torch::Tensor& x) { return net->forward_features(x); },
-                     bank_set, test_set, data::eval_transform(bank_set),
+                     bank_set, test_set, data::eval_transform(bank_set, crop),
                      KnnOptions()
                          .k(o.knn_k())
                          .t(o.knn_t())
@@ -139,6 +140,7 @@ KnnResult run_knn(const KnnCommandOptions& o) {
       "of {}, {:.1f}s)",
       r.top1, r.top5, o.knn_k(), o.knn_t(), r.bank_size, bank_set.description,
       r.test_size, test_set.description, seconds_since(t0)));
+  r.crop = bank_set.on_disk() ? crop : 0;
   return r;
 }
 

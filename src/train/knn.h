@@ -54,6 +54,7 @@ struct KnnResult {
   double top1 = 0, top5 = 0;
   int64_t bank_size = 0, test_size = 0;
   double seconds = 0;
+  int64_t crop = 0;  // moco knn: the evaluation crop of image files (0: in memory)
 };
 
 KnnResult knn_evaluate(const torch::Tensor& bank_features,

@@ -25,7 +25,8 @@ namespace {
 // main_lincls.py's checkpoint: the whole classifier as module.*, the
 // optimizer over fc's two tensors.
 void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
-                 int64_t next_epoch, double best_acc1, const LinclsOptions& o) {
+                 int64_t next_epoch, double best_acc1, const LinclsOptions& o,
+                 int64_t crop) {
   auto ckpt = io::new_dict();
   ckpt.insert("epoch", next_epoch);
   ckpt.insert("arch", net->options().arch());
@@ -33,6 +34,7 @@ void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
   ckpt.insert("best_acc1", best_acc1);
   ckpt.insert("optimizer", sgd_state_dict(sgd));
   ckpt.insert("pretrained", o.pretrained());
+  ckpt.insert("crop_size", crop);  // what it was evaluated at (lincls -e, knn)
   io::save_pickle(path, ckpt);
 }
 
@@ -128,30 +130,6 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
   return n ? loss_sum / n : 0.0;
 }
 
-// main_lincls.py's lr 30 suits ImageNet ResNet-50 features; on other
-// features it can blow the loss up to thousands, and the classifier then
-// stays at chance with nothing said. Said once, with what to try.
-void warn_if_not_learning(double loss, double acc1, int64_t classes, bool last,
-                          double lr, bool* warned) {
-  if (*warned) return;
-  const double uniform = std::log(static_cast<double>(std::max<int64_t>(classes, 2)));
-  const double chance = 100.0 / static_cast<double>(std::max<int64_t>(classes, 1));
-  std::string what;
-  if (loss > 10 * uniform) {
-    what = fmt::format("the loss ({:.4g}) is far above {:.2f}, a uniform guess's",
-                       loss, uniform);
-  } else if (last && acc1 < chance + 0.5 * (100.0 - chance) * 0.1) {
-    what = fmt::format("val Acc@1 {:.2f}% is about chance ({:.2f}% for {} classes)",
-                       acc1, chance, classes);
-  }
-  if (what.empty()) return;
-  *warned = true;
-  log_warn("lincls: ", what, ". --lr ", lr, lr >= 10 ? " is main_lincls.py's, "
-           "tuned for ImageNet ResNet-50 features" : "", "; try a lower --lr "
-           "(e.g. 0.1-1, with --schedule scaled to --epochs) or check that "
-           "the checkpoint was trained");
-}
-
 }  // namespace
 
 LinclsResult run_lincls(const LinclsOptions& o) {
@@ -169,10 +147,9 @@ LinclsResult run_lincls(const LinclsOptions& o) {
   const data::ImageSet& train_set = splits.labelled_train();
   const data::ImageSet& val_set = *splits.test;
   const int64_t classes = std::max(train_set.num_classes, val_set.num_classes);
-  const auto transform =
-      data::eval_transform(train_set, data::eval_crop(train_set));
-
   Classifier c = make_linear_classifier(o, train_set, classes);
+  const int64_t crop = evaluation_crop(&c.pretrained, train_set, o.crop_size(), "lincls");
+  const auto transform = data::eval_transform(train_set, crop);
   if (!o.resume().empty()) resume_classifier(c, o);
   c.net->to(device);
   for (auto& b : c.sgd->momentum_buffers()) b = b.to(device);
@@ -209,11 +186,14 @@ LinclsResult run_lincls(const LinclsOptions& o) {
         "{:.3f}), {:.1f}s",
         epoch + 1, o.epochs(), loss, acc.top1, acc.top5, best, secs));
     session.metrics().write(io::LinclsRecord{epoch, lr, loss, acc.top1, acc.top5, secs});
-    warn_if_not_learning(loss, acc.top1, classes, epoch + 1 == o.epochs(), o.lr(),
-                         &warned);
+    // main_lincls.py's lr 30 suits ImageNet ResNet-50 features; on others
+    // it can blow the loss up to thousands.
+    warn_if_not_learning("lincls", loss, acc.top1, classes, epoch + 1 == o.epochs(), o.lr(),
+                         10.0, o.lr() == 30.0 ? " (main_lincls.py's, tuned for ImageNet "
+                         "ResNet-50 features)" : "", &warned);
   };
   e.save = [&](const std::string& path, int64_t next_epoch, double best) {
-    save_lincls(path, c.net, *c.sgd, next_epoch, best, o);
+    save_lincls(path, c.net, *c.sgd, next_epoch, best, o, crop);
   };
   const LinclsResult result = session.run(c.start_epoch, o.epochs(), c.best_acc1, e);
   if (!o.pretrained().empty()) {

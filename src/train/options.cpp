@@ -217,6 +217,16 @@ std::vector<Arg> make_table() {
           .check({in_range(0, 1, true)}));
   add(arg("--moco-t", MOCO_MEMBER(moco_t), {"pretrain"}, "softmax temperature")
           .check({positive()}));
+  add(arg("--mechanism", MOCO_MEMBER(mechanism), {"pretrain"},
+          "where the negatives come from (MoCo's Fig. 3): moco (a momentum "
+          "encoder's queue of --moco-k keys) | end-to-end (one encoder, the "
+          "gradient through both views, the batch's other keys as negatives) | "
+          "memory-bank (Wu et al.: a stored feature per training image, "
+          "--moco-k drawn as negatives, entries updated by --bank-momentum)")
+          .check({one_of({"moco", "end-to-end", "memory-bank"})}));
+  add(arg("--bank-momentum", MOCO_MEMBER(bank_momentum), {"pretrain"},
+          "memory bank: each entry becomes m_b old + (1 - m_b) q, re-normalised")
+          .check({in_range(0, 1, true)}));
   add(arg("--mlp", MOCO_MEMBER(mlp), {"pretrain"}, "use mlp head (MoCo v2)")
           .style_as(Style::flag));
   add(arg("--log-format", MOCO_MEMBER(log_format), {kEveryCommand},
@@ -252,10 +262,11 @@ std::vector<Arg> make_table() {
           "--pretrained none)")
           .check({positive()}));
   add(arg("--crop-size", MOCO_MEMBER(crop_size),
-          {"pretrain", "finetune", "bench-data", "preview-aug"},
+          {"pretrain", "finetune", "bench-data", "preview-aug", "knn", "lincls", "embed"},
           "RandomResizedCrop size (pretrain: 0 = the image size if <= 64 px, "
-          "else 224; finetune: also the evaluation crop of image files, 0 = "
-          "224)")
+          "else 224); knn, lincls, embed, finetune: the evaluation crop of "
+          "image files, after a resize to 256/224 of it (0 = the crop the "
+          "checkpoint was trained at, else as pretrain chooses)")
           .check({non_negative()}));
   add(arg("--strict-data", MOCO_MEMBER(strict_data), {"pretrain"},
           "an unreadable image file (or tar member, or truncated shard) stops "
@@ -356,9 +367,11 @@ std::vector<Arg> make_table() {
   add(arg("-e,--evaluate", MOCO_MEMBER(evaluate), kClassifierCommands,
           "evaluate the model on the test split and stop")
           .style_as(Style::flag));
-  add(arg("--val-split", MOCO_MEMBER(val_split), {"lincls", "finetune", "knn"},
+  add(arg("--val-split", MOCO_MEMBER(val_split), {"pretrain", "lincls", "finetune", "knn"},
           "hold out this fraction of the labelled training images (stratified, "
-          "seeded by --seed) as the test split, for data without one")
+          "seeded by --seed) as the test split, for data without one (pretrain: "
+          "never trained on, the kNN monitor's test; held out as knn's default "
+          "--seed 0 holds it out, whatever --seed)")
           .check({in_range(0, 1, true)}));
 
   // ---- finetune ---------------------------------------------------------------------

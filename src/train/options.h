@@ -50,6 +50,9 @@ struct PretrainOptions {
   TORCH_ARG(double, moco_m) = 0.999;
   TORCH_ARG(double, moco_t) = 0.07;
   TORCH_ARG(bool, mlp) = false;
+  // MoCo's paper's comparison (its Fig. 3): moco | end-to-end | memory-bank.
+  TORCH_ARG(std::string, mechanism) = "moco";
+  TORCH_ARG(double, bank_momentum) = 0.5;  // memory bank: m_b of its update
   TORCH_ARG(bool, aug_plus) = false;
   TORCH_ARG(bool, cos) = false;
   // Ours.
@@ -72,6 +75,7 @@ struct PretrainOptions {
   TORCH_ARG(int64_t, knn_test) = 0;       // test images scored; 0: all
   TORCH_ARG(bool, knn_init) = false;      // also score the untrained encoder
   TORCH_ARG(bool, knn_pixels) = false;    // also score raw pixels, at the end
+  TORCH_ARG(double, val_split) = 0;       // held out as the monitor's test split
   TORCH_ARG(bool, progress) = true;       // bar on a terminal
   TORCH_ARG(int64_t, channels) = 0;       // 1 | 3; 0: the data's own
   TORCH_ARG(int64_t, max_image_pixels) = data::kMaxImagePixels;
@@ -117,6 +121,7 @@ struct LinclsOptions {
   // Ours.
   TORCH_ARG(bool, cos) = false;
   TORCH_ARG(int64_t, threads) = 0;
+  TORCH_ARG(int64_t, crop_size) = 0;  // 0: the checkpoint's, else the data's
   TORCH_ARG(std::string, output) = "runs/lincls";
   TORCH_ARG(bool, tensorboard) = false;
   TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
@@ -150,7 +155,7 @@ struct FinetuneOptions {
   TORCH_ARG(int64_t, labels_per_class) = 0;  // 0: --label-fraction decides
   TORCH_ARG(std::string, label_subset) = "";  // a labels.txt to reuse
   TORCH_ARG(double, val_split) = 0;
-  TORCH_ARG(int64_t, crop_size) = 0;  // 0: 224 for image files, else own size
+  TORCH_ARG(int64_t, crop_size) = 0;  // 0: the checkpoint's, else the data's
   TORCH_ARG(int64_t, print_freq) = 10;
   TORCH_ARG(std::string, resume) = "";
   TORCH_ARG(bool, evaluate) = false;
@@ -176,6 +181,7 @@ struct KnnCommandOptions {
   TORCH_ARG(int64_t, knn_test) = 0;  // test images scored; 0: all
   TORCH_ARG(double, val_split) = 0;  // hold out this fraction as the test split
   TORCH_ARG(int64_t, seed) = 0;      // of --val-split
+  TORCH_ARG(int64_t, crop_size) = 0; // 0: the checkpoint's, else the data's
   TORCH_ARG(int64_t, workers) = -1;  // decoding threads
   TORCH_ARG(int64_t, threads) = 0;
   TORCH_ARG(std::string, device) = "cpu";
@@ -189,6 +195,7 @@ struct EmbedOptions {
   TORCH_ARG(std::string, output) = "features.npy";
   TORCH_ARG(std::string, split) = "train";  // train | test
   TORCH_ARG(bool, head) = false;  // the projection head's output instead
+  TORCH_ARG(int64_t, crop_size) = 0;  // 0: the checkpoint's, else the data's
   TORCH_ARG(int64_t, batch_size) = 256;
   TORCH_ARG(int64_t, workers) = -1;  // decoding threads
   TORCH_ARG(int64_t, threads) = 0;

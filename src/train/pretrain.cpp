@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/preview.h"
+#include "data/subsets.h"
 #include "distributed/communicator.h"
 #include "distributed/gradient_reducer.h"
 #include "distributed/launcher.h"
@@ -113,6 +114,13 @@ void finish_options(PretrainOptions& o, const std::set<std::string>& given) {
   o.preset(resolve_preset(o.preset(), given.count("data") > 0));
   apply_preset(o.preset(), given, o);
   restore_resumed_options(o, given);
+  TORCH_CHECK(o.mechanism() != "end-to-end" || !given.count("moco_k"),
+              "--moco-k is the size of MoCo's queue and of the memory bank's draw; "
+              "--mechanism end-to-end's negatives are the batch's other keys (K = "
+              "--batch-size - 1): drop --moco-k, or set --batch-size");
+  TORCH_CHECK(o.mechanism() == "memory-bank" || !given.count("bank_momentum"),
+              "--bank-momentum is the memory bank's; add --mechanism memory-bank, or "
+              "drop it");
 }
 
 // ---- The plan ------------------------------------------------------------------
@@ -165,7 +173,12 @@ PretrainPlan resolve_plan(const PretrainOptions& opts, const distributed::DistEn
                        o.stem() == "small" ? "small-image" : "ImageNet", o.crop_size());
   }
   if (!why.empty() && env.rank == 0) log_info("chosen from the data: ", why);
-  if (o.moco_k() > train.size() && env.rank == 0) {
+  p.train_size = train.size();
+  TORCH_CHECK(o.mechanism() != "memory-bank" || !train.streamed(),
+              "--mechanism memory-bank keeps one feature per training image, by its "
+              "index, but ", train.description, " are streamed (tar shards have no "
+              "index); give a folder, a list or a binary dataset");
+  if (o.mechanism() == "moco" && o.moco_k() > train.size() && env.rank == 0) {
     log_warn("--moco-k ", o.moco_k(), " is larger than the ", train.size(),
              " training images: the queue holds each image's key about ",
              o.moco_k() / std::max<int64_t>(train.size(), 1),
@@ -181,11 +194,17 @@ std::string PretrainPlan::describe() const {
   const auto& o = options;
   const int64_t ranks = env.world_size;
   return fmt::format(
-      "model: {}{}{}, crop {}, K {}, m {}, T {}{}{}{}{}{}{}; batch {}{}, {} "
+      "model: {}{}{}, crop {}, {}, T {}{}{}{}{}{}{}; batch {}{}, {} "
       "step{}/epoch, {} thread{}, {} worker{}",
       o.arch(), o.stem() == "small" ? " (small-image stem)" : "",
       o.width() != 64 ? fmt::format(" width {}", o.width()) : "", o.crop_size(),
-      o.moco_k(), o.moco_m(), o.moco_t(), o.mlp() ? ", MLP head" : "",
+      o.mechanism() == "end-to-end"
+          ? fmt::format("end-to-end, K {} (the batch's other keys)", o.batch_size() - 1)
+      : o.mechanism() == "memory-bank"
+          ? fmt::format("memory bank of {} features, K {} drawn, bank momentum {}",
+                        train_size, o.moco_k(), o.bank_momentum())
+          : fmt::format("K {}, m {}", o.moco_k(), o.moco_m()),
+      o.moco_t(), o.mlp() ? ", MLP head" : "",
       o.aug_plus() ? (o.blur() ? ", v2 augmentation" : ", v2 augmentation without blur")
                    : ", v1 augmentation",
       o.symmetric() ? ", symmetric loss" : "",
@@ -210,6 +229,9 @@ models::Moco build_model(const PretrainPlan& plan) {
                          .mlp(o.mlp())
                          .bn_splits(plan.local_splits),
                      models::MocoOptions()
+                         .mechanism(models::parse_mechanism(o.mechanism()))
+                         .bank_size(plan.train_size)
+                         .bank_momentum(o.bank_momentum())
                          .dim(o.moco_dim())
                          .K(o.moco_k())
                          .m(o.moco_m())
@@ -265,6 +287,7 @@ void restore_weights(const c10::impl::GenericDict& sd, models::Moco& model,
               bad.empty() ? "" : bad[0],
               "'); the run that wrote it diverged. Resume from an earlier ",
               "checkpoint, with a lower --lr");
+  if (!model->queue_ptr.defined()) return;
   const int64_t ptr = model->queue_ptr.item<int64_t>();
   TORCH_CHECK(ptr >= 0 && ptr < model->queue.size(1), "checkpoint ", path,
               ": queue pointer ", ptr, " is outside the queue of ",
@@ -362,7 +385,9 @@ void save_checkpoint(Session& s, int64_t epoch, int64_t epoch_step) {
   // encoder_q's parameters 0..n-1, encoder_k's n..2n-1 (never stepped), as
   // the official script's optimizer lists them.
   ckpt.insert("optimizer",
-              sgd_state_dict(*s.sgd, model->encoder_k->parameters().size(), o.lr()));
+              sgd_state_dict(*s.sgd,
+                             model->encoder_k ? model->encoder_k->parameters().size() : 0,
+                             o.lr()));
   ckpt.insert("moco_options", options_to_json(o).dump());
   ckpt.insert("global_step", s.global_step);
   auto rng = io::new_dict();
@@ -413,11 +438,12 @@ void wire_ranks(Session& s) {
     std::vector<torch::Tensor> v = {t};
     comm->broadcast(v, r);
   };
+  ex.all_reduce_sum = [comm](const torch::Tensor& t) { return comm->all_reduce_sum(t); };
   s.model->set_key_exchange(ex);
   if (s.o().sync_bn()) {
     auto sum = [comm](const torch::Tensor& t) { return comm->all_reduce_sum(t); };
     s.model->encoder_q->set_bn_sync(sum);
-    s.model->encoder_k->set_bn_sync(sum);
+    if (s.model->encoder_k) s.model->encoder_k->set_bn_sync(sum);
     log_info("SyncBN: BatchNorm statistics over all ", ex.world_size,
              " processes (no shuffle-BN)");
   }
@@ -458,6 +484,13 @@ Session start_session(const PretrainOptions& opts) {
   s.ckpt_path = guard_output(opts.output(), !opts.resume().empty(), false);
   if (env.rank == 0) s.lock = std::make_unique<OutputLock>(opts.output());
   s.splits = data::open_dataset(opts.data(), open_options(opts).strict(opts.strict_data()));
+  if (opts.val_split() > 0) {
+    TORCH_CHECK(!s.splits.train.streamed(), "--val-split needs indexed images, but ",
+                s.splits.train.description, " are streamed (shards have no index to hold images out by)");
+    // Seeded apart from --seed, so every seed of a sweep trains without, and
+    // is scored on, the same images (and `moco knn --val-split` finds them).
+    data::hold_out_validation(s.splits, opts.val_split(), 0);
+  }
   s.train_set = std::make_shared<data::ImageSet>(std::move(s.splits.train));
   s.plan = resolve_plan(opts, env, *s.train_set);
   torch::manual_seed(static_cast<uint64_t>(s.o().seed()));
@@ -737,9 +770,9 @@ EpochStats run_epoch(Session& s, int64_t epoch, int64_t first_step) {
   while (auto batch = s.loader->next()) {
     auto im_q = batch->view_q.to(s.plan.device, /*non_blocking=*/true).contiguous(format);
     auto im_k = batch->view_k.to(s.plan.device, /*non_blocking=*/true).contiguous(format);
-    const auto out = training_step(s.model, *s.sgd, *s.amp, im_q, im_k, [&] {
-      if (s.reducer) s.reducer->finish();
-    });
+    const auto out = training_step(
+        s.model, *s.sgd, *s.amp, im_q, im_k, [&] { if (s.reducer) s.reducer->finish(); },
+        batch->indices);
     ++s.global_step;
     ++step;
     log.after_step(out, im_q.size(0) * s.plan.env.world_size);
@@ -777,6 +810,25 @@ void end_epoch(Session& s, int64_t epoch, const EpochStats& e) {
   }
 }
 
+// --knn-init: the untrained encoder is scored once, on a fresh start; a
+// resumed run (even one stopped within its first epoch) takes the score
+// its start recorded, as its weights are no longer untrained.
+double untrained_knn(Session& s) {
+  if (s.global_step == 0) return monitor(s, -1).first;
+  if (!s.plan.root()) return -1;
+  const auto path = (fs::path(s.o().output()) / "metrics.jsonl").string();
+  if (!fs::exists(path)) return -1;
+  double top1 = -1;
+  for (const auto& k : io::read_metrics(path).knn) {
+    if (k.epoch < 0 && k.features == "encoder") top1 = k.top1;
+  }
+  if (top1 < 0) {
+    log_info("--knn-init: the run started without it, so there is no untrained "
+             "encoder's score to compare with (the resumed weights are trained)");
+  }
+  return top1;
+}
+
 void log_final(const PretrainResult& r) {
   if (r.knn_top1 >= 0) {
     std::string refs;
@@ -798,7 +850,7 @@ PretrainResult run_pretrain(const PretrainOptions& options) {
   const auto& o = s.o();
   write_augmentation_preview(s);
   PretrainResult result;
-  if (o.knn_init() && s.start_epoch == 0) result.knn_init_top1 = monitor(s, -1).first;
+  if (o.knn_init()) result.knn_init_top1 = untrained_knn(s);
   s.model->train();
   double images = 0, step_seconds = 0, wait = 0;
   bool stopped = false;

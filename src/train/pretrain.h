@@ -56,6 +56,7 @@ struct PretrainPlan {
   int64_t local_batch = 0;   // this process's share of -b
   int64_t local_splits = 1;  // its BN groups
   int64_t in_channels = 3;
+  int64_t train_size = 0;    // the memory bank's rows
   data::EvalTransform eval;  // the kNN monitor's transform; its mean and std
                              // also normalise the training views
   int64_t steps_per_epoch = 0;

@@ -694,7 +694,20 @@ TEST(Cli, LinclsWarnsWhenTheLossExplodesAndValSplitHoldsOutImages) {
                (dir / "lin").string() + "'",
            dir);
   EXPECT_NE(r.out.find("lincls: the loss"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("try a lower --lr"), std::string::npos) << r.out;
+  // The advice is below the rate in use.
+  EXPECT_NE(r.out.find("--lr 30000 is too high for these features; try --lr 3000 or 300"),
+            std::string::npos)
+      << r.out;
+  // finetune warns too when its loss runs above twice a uniform guess's.
+  r = moco("finetune '" + data + "' --pretrained '" + ckpt +
+               "' --lr 3 --epochs 2 -b 16 --threads 1 -j 1 --no-progress -o '" +
+               (dir / "ft").string() + "'",
+           dir);
+  EXPECT_NE(r.out.find("finetune: the loss"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--lr 3 (head 30) is too high for these features; try --lr 0.3 or "
+                       "0.03"),
+            std::string::npos)
+      << r.out;
   // The list of image files with labels, without a test split: --val-split.
   std::string list;
   fs::create_directories(dir / "imgs");
@@ -795,6 +808,35 @@ TEST(Cli, ShardsWrittenByMocoShardTrainAndResumeExactly) {
   const auto b = weights_of((dir / "part" / "checkpoint.pth.tar").string());
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [k, v] : a) EXPECT_TRUE(v.equal(b.at(k))) << k;
+
+  // A memory bank stores a feature per image by its index, which shards lack.
+  r = moco("pretrain '" + shards + "'" + flags + "--mechanism memory-bank -o '" +
+               (dir / "bank").string() + "'",
+           dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("--mechanism memory-bank keeps one feature per training image"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(dir / "bank" / "checkpoint.pth.tar"));
+}
+
+TEST(Cli, MechanismFlagsThatDoNotFitAreRefusedByName) {
+  auto refused = [](std::vector<std::string> words) {
+    return test::error_message([&] { parse_pretrain(words); });
+  };
+  auto e = refused({"--mechanism", "end-to-end", "--moco-k", "1024"});
+  EXPECT_NE(e.find("--moco-k"), std::string::npos) << e;
+  EXPECT_NE(e.find("K = --batch-size - 1"), std::string::npos) << e;
+  e = refused({"--bank-momentum", "0.9"});
+  EXPECT_NE(e.find("--bank-momentum is the memory bank's"), std::string::npos) << e;
+  e = refused({"--mechanism", "queue"});
+  EXPECT_NE(e.find("--mechanism"), std::string::npos) << e;
+  // The preset's K is not the user's: end-to-end on the CIFAR preset runs.
+  const auto o = parse_pretrain({"--preset", "cifar", "--mechanism", "end-to-end"});
+  EXPECT_EQ(o.mechanism(), "end-to-end");
+  EXPECT_EQ(parse_pretrain({"--mechanism", "memory-bank", "--bank-momentum", "0.7"})
+                .bank_momentum(),
+            0.7);
 }
 
 }  // namespace moco::cli

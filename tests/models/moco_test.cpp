@@ -282,3 +282,175 @@ TEST(MocoAmp, Bf16AutocastKeepsLossQueueAndKeysInFp32) {
 }
 
 }  // namespace moco::models
+
+// ---- The paper's other two dictionaries (its Fig. 3) -------------------------
+
+namespace moco::models {
+
+namespace {
+
+torch::Tensor unit_rows(const torch::Tensor& t) {
+  return torch::nn::functional::normalize(t, torch::nn::functional::NormalizeFuncOptions().dim(1));
+}
+
+}  // namespace
+
+TEST(EndToEnd, LogitsPutTheOwnKeyFirstAndTheBatchsOthersAfter) {
+  // Two queries whose keys are rows 1 and 2 of a global batch of three.
+  auto q = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}});
+  auto k = torch::tensor({{0.6f, 0.8f}, {1.0f, 0.0f}, {0.8f, -0.6f}});
+  auto l = end_to_end_logits(q, k, /*offset=*/1, 0.5);
+  // q0: own k1 = 1; others k0 = 0.6, k2 = 0.8.  q1: own k2 = -0.6; k0 0.8, k1 0.
+  auto want = torch::tensor({{1.0f, 0.6f, 0.8f}, {-0.6f, 0.8f, 0.0f}}) / 0.5;
+  EXPECT_TRUE(torch::allclose(l, want, 1e-6, 1e-6)) << l;
+  EXPECT_THROW(end_to_end_logits(q, k, 2, 0.5), c10::Error);
+}
+
+TEST(EndToEnd, OneEncoderWithTheGradientThroughBothViews) {
+  torch::manual_seed(4);
+  auto model = Moco(tiny_encoder(), MocoOptions().mechanism(Mechanism::end_to_end).dim(4).T(0.2));
+  EXPECT_FALSE(model->encoder_k);
+  EXPECT_FALSE(model->named_buffers().contains("queue"));
+  EXPECT_EQ(model->named_parameters().size(), model->encoder_q->named_parameters().size());
+  model->eval();  // BN from running stats: the shuffle cannot matter
+  auto im_q = torch::randn({4, 1, 8, 8});
+  auto im_k = torch::randn({4, 1, 8, 8});
+  auto out = model->forward(im_q, im_k);
+  out.loss.backward();
+  const auto g = model->encoder_q->parameters()[0].grad().clone();
+
+  // By hand: f_q on both views, InfoNCE over the batch's other keys.
+  auto by_hand = [&](bool detach_keys) {
+    for (auto& p : model->encoder_q->parameters()) p.mutable_grad() = torch::Tensor();
+    auto q = unit_rows(model->encoder_q->forward(im_q));
+    auto k = unit_rows(model->encoder_q->forward(im_k));
+    if (detach_keys) k = k.detach();
+    auto l = end_to_end_logits(q, k, 0, 0.2);
+    auto loss = torch::nn::functional::cross_entropy(l, torch::zeros({4}, torch::kInt64));
+    loss.backward();
+    return std::make_pair(l.detach(), model->encoder_q->parameters()[0].grad().clone());
+  };
+  const auto [logits, grad] = by_hand(false);
+  EXPECT_TRUE(torch::allclose(out.logits, logits, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(g, grad, 1e-5, 1e-6));
+  // Detached keys (MoCo's side) give another gradient: the keys' half counts.
+  EXPECT_FALSE(torch::allclose(g, by_hand(true).second, 1e-3, 1e-5));
+  // Nothing is kept between steps.
+  model->update_dictionary(out);
+  EXPECT_EQ(model->named_buffers().size(), model->encoder_q->named_buffers().size());
+}
+
+TEST(MemoryBank, LogitsAreTheOwnEntryThenTheDrawnOnes) {
+  auto bank = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {0.6f, 0.8f}, {-1.0f, 0.0f}});
+  auto q = torch::tensor({{0.6f, 0.8f}, {1.0f, 0.0f}});
+  auto idx = torch::tensor({2, 0}, torch::kInt64);
+  auto neg = torch::tensor({{0, 3, 3}, {1, 2, 3}}, torch::kInt64);
+  auto l = memory_bank_logits(q, bank, idx, neg, 0.1);
+  // q0 . bank[2] = 1; . bank[0] = 0.6, bank[3] = -0.6.  q1 . bank[0] = 1;
+  // . bank[1] = 0, bank[2] = 0.6, bank[3] = -1.
+  auto want = torch::tensor({{1.0f, 0.6f, -0.6f, -0.6f}, {1.0f, 0.0f, 0.6f, -1.0f}}) / 0.1;
+  EXPECT_TRUE(torch::allclose(l, want, 1e-5, 1e-5)) << l;
+}
+
+TEST(MemoryBank, NegativesAreDrawnUniformlyFromTheOthers) {
+  torch::manual_seed(0);
+  auto idx = torch::tensor({0, 3, 5}, torch::kInt64);
+  auto neg = draw_bank_negatives(idx, 6, 6000);
+  ASSERT_EQ(neg.sizes(), (c10::IntArrayRef{3, 6000}));
+  for (int64_t r = 0; r < 3; ++r) {
+    const int64_t own = idx[r].item<int64_t>();
+    auto row = neg[r];
+    EXPECT_EQ(row.eq(own).sum().item<int64_t>(), 0) << "row " << r << " drew itself";
+    EXPECT_GE(row.min().item<int64_t>(), 0);
+    EXPECT_LE(row.max().item<int64_t>(), 5);
+    for (int64_t j = 0; j < 6; ++j) {
+      if (j == own) continue;
+      // 1200 expected of each of the five others; 4 sigma is about 125.
+      EXPECT_NEAR(row.eq(j).sum().item<double>(), 1200, 150) << "row " << r << " entry " << j;
+    }
+  }
+}
+
+TEST(MemoryBank, UpdateIsTheMomentumMeanRenormalised) {
+  torch::manual_seed(1);
+  auto model = Moco(tiny_encoder(), MocoOptions()
+                                        .mechanism(Mechanism::memory_bank)
+                                        .dim(2)
+                                        .K(3)
+                                        .bank_size(5)
+                                        .bank_momentum(0.75));
+  EXPECT_FALSE(model->encoder_k);
+  ASSERT_EQ(model->memory_bank.sizes(), (c10::IntArrayRef{5, 2}));
+  EXPECT_TRUE(torch::allclose(model->memory_bank.norm(2, 1), torch::ones({5}), 1e-5, 1e-6));
+  {
+    torch::NoGradGuard g;
+    model->memory_bank.copy_(torch::tensor(
+        {{1.0f, 0.0f}, {0.0f, 1.0f}, {0.6f, 0.8f}, {-1.0f, 0.0f}, {0.0f, -1.0f}}));
+  }
+  const auto before = model->memory_bank.clone();
+  model->update_bank(torch::tensor({{0.0f, 1.0f}, {0.6f, -0.8f}}),
+                     torch::tensor({0, 3}, torch::kInt64));
+  // Row 0: 0.75 (1, 0) + 0.25 (0, 1) = (0.75, 0.25), over its norm.
+  const double n0 = std::sqrt(0.75 * 0.75 + 0.25 * 0.25);
+  // Row 3: 0.75 (-1, 0) + 0.25 (0.6, -0.8) = (-0.6, -0.2).
+  const double n3 = std::sqrt(0.36 + 0.04);
+  auto b = model->memory_bank;
+  EXPECT_NEAR(b[0][0].item<double>(), 0.75 / n0, 1e-6);
+  EXPECT_NEAR(b[0][1].item<double>(), 0.25 / n0, 1e-6);
+  EXPECT_NEAR(b[3][0].item<double>(), -0.6 / n3, 1e-6);
+  EXPECT_NEAR(b[3][1].item<double>(), -0.2 / n3, 1e-6);
+  for (int64_t r : {1, 2, 4}) EXPECT_TRUE(b[r].equal(before[r])) << "row " << r << " moved";
+}
+
+TEST(MemoryBank, ForwardScoresTheQueryAgainstItsOwnEntryAndKDrawn) {
+  torch::manual_seed(2);
+  auto model = Moco(tiny_encoder(), MocoOptions()
+                                        .mechanism(Mechanism::memory_bank)
+                                        .dim(4)
+                                        .K(6)
+                                        .T(0.1)
+                                        .bank_size(12));
+  model->eval();
+  auto im_q = torch::randn({3, 1, 8, 8});
+  auto idx = torch::tensor({7, 0, 11}, torch::kInt64);
+  const auto bank = model->memory_bank.clone();
+  torch::manual_seed(9);
+  auto out = model->forward(im_q, torch::randn({3, 1, 8, 8}), idx);
+  ASSERT_EQ(out.logits.sizes(), (c10::IntArrayRef{3, 7}));
+  // The same draw again, by hand.
+  torch::manual_seed(9);
+  torch::randn({3, 1, 8, 8});
+  auto neg = draw_bank_negatives(idx, 12, 6);
+  auto q = unit_rows(model->encoder_q->forward(im_q));
+  EXPECT_TRUE(torch::allclose(out.logits, memory_bank_logits(q, bank, idx, neg, 0.1), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.queries, q.detach(), 1e-6, 1e-6));
+  EXPECT_TRUE(out.indices.equal(idx));
+  // The bank changes only in update_dictionary, after the step.
+  EXPECT_TRUE(model->memory_bank.equal(bank));
+  model->update_dictionary(out);
+  EXPECT_FALSE(model->memory_bank.index_select(0, idx).equal(bank.index_select(0, idx)));
+  // Without indices there is no bank row to score.
+  EXPECT_THROW(model->forward(im_q, im_q), c10::Error);
+}
+
+TEST(Mechanisms, BadCombinationsNameTheFlag) {
+  auto message = [](const MocoOptions& o) {
+    return test::error_message([&] { Moco(tiny_encoder(), o); });
+  };
+  EXPECT_NE(message(MocoOptions().mechanism(Mechanism::memory_bank).K(10).bank_size(10))
+                .find("--moco-k"),
+            std::string::npos);
+  EXPECT_NE(message(MocoOptions().mechanism(Mechanism::memory_bank).K(2).bank_size(10)
+                        .bank_momentum(1.0))
+                .find("--bank-momentum"),
+            std::string::npos);
+  EXPECT_NE(message(MocoOptions().mechanism(Mechanism::end_to_end).symmetric(true))
+                .find("--symmetric"),
+            std::string::npos);
+  EXPECT_NE(test::error_message([] { parse_mechanism("queue"); }).find("--mechanism"),
+            std::string::npos);
+  EXPECT_EQ(parse_mechanism("end-to-end"), Mechanism::end_to_end);
+  EXPECT_STREQ(mechanism_name(Mechanism::memory_bank), "memory-bank");
+}
+
+}  // namespace moco::models

@@ -4,6 +4,10 @@
 #include "train/pretrain.h"
 
 #include "../support.h"
+#include "../data/image_fixtures.h"
+#include "io/metrics.h"
+#include "train/knn.h"
+#include "train/options.h"
 
 namespace moco::train {
 
@@ -91,6 +95,49 @@ TEST_F(Pretrain, ResumedRunEndsWithTheSameWeights) {
   EXPECT_NE(metrics.find("\"data_wait_share\""), std::string::npos);
 }
 
+TEST_F(Pretrain, EndToEndAndMemoryBankResumeExactly) {
+  for (const std::string mech : {"end-to-end", "memory-bank"}) {
+    SCOPED_TRACE(mech);
+    auto full_dir = test::scratch_dir("full_" + mech);
+    auto full = run_pretrain(tiny_run(data_, full_dir).mechanism(mech));
+    auto part_dir = test::scratch_dir("part_" + mech);
+    auto first = run_pretrain(tiny_run(data_, part_dir).mechanism(mech).max_steps(3));
+    auto second = run_pretrain(tiny_run(data_, part_dir).mechanism(mech).resume(first.checkpoint));
+    EXPECT_EQ(first.steps + second.steps, full.steps);
+    EXPECT_DOUBLE_EQ(second.knn_top1, full.knn_top1);
+    const auto a = state_dict_of(full.checkpoint);
+    const auto b = state_dict_of(second.checkpoint);
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, v] : a) {
+      ASSERT_TRUE(b.count(k)) << k;
+      EXPECT_TRUE(v.equal(b.at(k))) << k << " differs after resume";
+    }
+    // One encoder; the bank (one row per training image) only for the bank.
+    EXPECT_EQ(a.count("module.encoder_k.conv1.weight"), 0u);
+    EXPECT_EQ(a.count("module.queue"), 0u);
+    if (mech == "memory-bank") {
+      ASSERT_EQ(a.count("module.memory_bank"), 1u);
+      EXPECT_EQ(a.at("module.memory_bank").size(0), 64);
+      EXPECT_TRUE(torch::allclose(a.at("module.memory_bank").norm(2, 1), torch::ones({64}),
+                                  1e-4, 1e-5));
+    }
+  }
+}
+
+TEST_F(Pretrain, TheUntrainedScoreIsTakenOnceAndKeptOnResume) {
+  auto out = test::scratch_dir("init");
+  // Stopped within the first epoch, so the checkpoint's epoch is still 0.
+  auto first = run_pretrain(tiny_run(data_, out).knn_init(true).max_steps(2));
+  ASSERT_GE(first.knn_init_top1, 0);
+  auto second = run_pretrain(tiny_run(data_, out).knn_init(true).resume(first.checkpoint));
+  EXPECT_DOUBLE_EQ(second.knn_init_top1, first.knn_init_top1);
+  int before = 0;
+  for (const auto& k : io::read_metrics((out / "metrics.jsonl").string()).knn) {
+    before += k.epoch < 0 ? 1 : 0;
+  }
+  EXPECT_EQ(before, 1);
+}
+
 TEST_F(Pretrain, PythonReadsTheCheckpointInTheOfficialLayout) {
   auto out = test::scratch_dir("out");
   auto r = run_pretrain(tiny_run(data_, out).epochs(1).mlp(true));
@@ -153,6 +200,48 @@ TEST_F(Pretrain, ResumeFromAnotherArchitectureNamesTheFile) {
   const auto msg = error_of(
       tiny_run(data_, out2).arch("resnet34").resume(r.checkpoint));
   EXPECT_NE(msg.find(r.checkpoint), std::string::npos) << msg;
+}
+
+}  // namespace moco::train
+
+namespace moco::train {
+
+// `moco knn` on a pretraining checkpoint evaluates at the crop the run
+// trained at (64 px here, on 80 px photos), and so gives the run's own
+// final kNN monitor on the same bank and held-out images.
+TEST(PretrainPhotos, KnnOnTheCheckpointEqualsTheRunsMonitor) {
+  auto dir = test::scratch_dir("photos");
+  for (int c = 0; c < 2; ++c) {
+    test::fs::create_directories(dir / ("class" + std::to_string(c)));
+    for (int i = 0; i < 20; ++i) {
+      test::small_jpeg(dir / ("class" + std::to_string(c)) / (std::to_string(i) + ".jpg"),
+                       80, 88, static_cast<unsigned>(100 * c + i));
+    }
+  }
+  auto out = test::scratch_dir("photos_run");
+  auto o = tiny_run(dir, out).epochs(1).crop_size(64).val_split(0.25).knn_k(5);
+  const auto r = run_pretrain(o);
+  ASSERT_GT(r.knn_top1, 0);
+  const auto k = run_knn(KnnCommandOptions()
+                             .data(dir.string())
+                             .pretrained(r.checkpoint)
+                             .val_split(0.25)
+                             .knn_k(5)
+                             .threads(1));
+  EXPECT_EQ(k.crop, 64);
+  EXPECT_EQ(k.test_size, 10);  // a quarter of 40 held out, as the run held out
+  EXPECT_EQ(k.bank_size, 30);
+  EXPECT_DOUBLE_EQ(k.top1, r.knn_top1);
+  // --crop-size still wins over the checkpoint's.
+  EXPECT_EQ(run_knn(KnnCommandOptions()
+                        .data(dir.string())
+                        .pretrained(r.checkpoint)
+                        .val_split(0.25)
+                        .crop_size(48)
+                        .knn_k(5)
+                        .threads(1))
+                .crop,
+            48);
 }
 
 }  // namespace moco::train
