@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <regex>
 #include <set>
 
@@ -15,6 +16,8 @@
 #include "io/tensor_files.h"
 
 namespace moco::train {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -58,11 +61,68 @@ models::ResNetOptions infer_resnet_options(
   return o;
 }
 
+CheckpointIdentity identify_checkpoint(const c10::impl::GenericDict& top) {
+  auto has = [&](const char* key) { return top.contains(c10::IValue(key)); };
+  c10::impl::GenericDict sd = top;
+  if (has("state_dict") && top.at(c10::IValue("state_dict")).isGenericDict()) {
+    sd = top.at(c10::IValue("state_dict")).toGenericDict();
+  }
+  auto any_name = [&](const std::string& prefix) {
+    for (const auto& e : sd) {
+      if (e.key().isString() && starts_with(e.key().toStringRef(), prefix)) return true;
+    }
+    return false;
+  };
+  CheckpointIdentity id;
+  if (has("moco_options") || any_name("module.encoder_q.") || any_name("encoder_q.")) {
+    id.kind = CheckpointKind::pretraining;
+    std::string version = "MoCo";
+    if (has("moco_options") && top.at(c10::IValue("moco_options")).isString()) {
+      const auto j = nlohmann::json::parse(top.at(c10::IValue("moco_options")).toStringRef(),
+                                           nullptr, false);
+      if (j.is_object()) {
+        const std::string mech = j.value("mechanism", std::string("moco"));
+        version = mech != "moco" ? mech : j.value("mlp", false) ? "MoCo v2" : "MoCo v1";
+      }
+      id.name = "a " + version + " pretraining checkpoint (moco pretrain)";
+    } else {
+      id.name = "a MoCo pretraining checkpoint in the official layout (main_moco.py)";
+    }
+    id.takes = "pretrain --resume continues it; lincls, finetune, knn, embed and export "
+               "take it as --pretrained";
+  } else if (has("finetune_options") || has("optimizer_head")) {
+    id.kind = CheckpointKind::finetuned;
+    id.name = "a fine-tuned classifier (moco finetune)";
+    id.takes = "finetune --resume continues it (with -e, evaluates it); knn, embed, export "
+               "and lincls --pretrained take its backbone";
+  } else if (any_name("module.")) {
+    id.kind = CheckpointKind::linear_classifier;
+    id.name = "a linear classifier (moco lincls, main_lincls.py)";
+    id.takes = "lincls --resume continues it (with -e, evaluates it); its backbone is the "
+               "pretraining checkpoint's, which --pretrained takes";
+  } else {
+    id.kind = CheckpointKind::state_dict;
+    id.name = "a state dict (torchvision's, or a moco export)";
+    id.takes = "lincls, finetune, knn and embed take it as --pretrained";
+  }
+  return id;
+}
+
+std::string resume_path(const std::string& given) {
+  if (given.empty() || !fs::is_directory(given)) return given;
+  const auto ckpt = (fs::path(given) / "checkpoint.pth.tar").string();
+  TORCH_CHECK(fs::exists(ckpt), "--resume ", given, " is a folder without a ",
+              "checkpoint.pth.tar (give the checkpoint file, or the run's folder)");
+  log_info("--resume ", given, ": its checkpoint ", ckpt);
+  return ckpt;
+}
+
 namespace {
 
 struct CheckpointFile {
   std::map<std::string, torch::Tensor> tensors;
   int64_t crop = 0;  // Backbone::crop
+  CheckpointIdentity identity;
 };
 
 // The crop a checkpoint's run recorded: lincls' and finetune's evaluation
@@ -84,7 +144,13 @@ int64_t recorded_crop(const c10::Dict<c10::IValue, c10::IValue>& dict) {
 // .safetensors file (moco export writes both).
 CheckpointFile read_checkpoint_file(const std::string& path) {
   const std::string lower = to_lower(path);
-  if (ends_with(lower, ".safetensors")) return {io::read_safetensors(path), 0};
+  if (ends_with(lower, ".safetensors")) {
+    CheckpointFile file{io::read_safetensors(path), 0, {}};
+    c10::impl::GenericDict names(c10::StringType::get(), c10::AnyType::get());
+    for (const auto& [k, v] : file.tensors) names.insert(k, v);
+    file.identity = identify_checkpoint(names);
+    return file;
+  }
   c10::IValue top;
   try {
     top = io::load_pickle(path);
@@ -115,6 +181,7 @@ CheckpointFile read_checkpoint_file(const std::string& path) {
     }
   }
   file.crop = recorded_crop(dict);
+  file.identity = identify_checkpoint(dict);
   return file;
 }
 
@@ -128,6 +195,7 @@ Backbone load_backbone(const std::string& path) {
   Backbone b;
   b.path = path;
   b.crop = file.crop;
+  b.identity = file.identity;
   std::string prefix;
   auto any_with = [&](const std::string& p) {
     for (const auto& [k, v] : all) {

@@ -24,12 +24,28 @@ struct ImageSet;
 
 namespace moco::train {
 
+// What a checkpoint file is, read off its keys (no tensors built), so that
+// a file given to the wrong command or flag is named for what it is.
+enum class CheckpointKind { pretraining, linear_classifier, finetuned, state_dict };
+struct CheckpointIdentity {
+  CheckpointKind kind = CheckpointKind::state_dict;
+  std::string name;   // "a MoCo v2 pretraining checkpoint (moco pretrain)"
+  std::string takes;  // which commands and flags take it
+};
+// `top`: what the file holds (a checkpoint's dict, or a state dict).
+CheckpointIdentity identify_checkpoint(const c10::impl::GenericDict& top);
+
+// --resume DIR: a run's folder stands for DIR/checkpoint.pth.tar (logged);
+// anything else is returned as given.
+std::string resume_path(const std::string& given);
+
 struct Backbone {
   models::ResNetOptions options;                // as found (fc / MLP head)
   std::map<std::string, torch::Tensor> state;   // torchvision names, no fc.*
   std::map<std::string, torch::Tensor> head;    // fc.* as found, maybe empty
   std::string kind;  // "MoCo pretraining", "linear classifier", "state dict"
   std::string path;
+  CheckpointIdentity identity;
   // The crop of image files the checkpoint's run trained or evaluated at
   // (pretraining's resolved --crop-size; lincls' and finetune's evaluation
   // crop); 0 when the file does not say (state dicts, the official releases).

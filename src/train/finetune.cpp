@@ -64,6 +64,9 @@ Model build_model(const FinetuneOptions& o, const data::ImageSet& train,
   Model m;
   if (!o.resume().empty()) {
     const Backbone b = load_backbone(o.resume());
+    TORCH_CHECK(b.identity.kind == CheckpointKind::finetuned, "--resume ", o.resume(), " is ",
+                b.identity.name, "; finetune --resume continues a fine-tuned classifier (",
+                b.identity.takes, ")");
     TORCH_CHECK(b.head.count("fc.weight") && b.head.size() == 2 &&
                     b.head.at("fc.weight").size(0) == classes,
                 "expected a fine-tuned classifier with fc.weight of ", classes,
@@ -222,7 +225,9 @@ void check_flags(const FinetuneOptions& o) {
 
 }  // namespace
 
-FinetuneResult run_finetune(const FinetuneOptions& o) {
+FinetuneResult run_finetune(const FinetuneOptions& options) {
+  FinetuneOptions o = options;
+  o.resume(resume_path(o.resume()));
   check_flags(o);
   use_threads(o.threads());
   const auto device = resolve_device(o.device());

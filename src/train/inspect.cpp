@@ -48,6 +48,8 @@ CheckpointSummary inspect_checkpoint(const InspectOptions& o) {
   const Backbone b = load_backbone(path);
   CheckpointSummary s;
   s.kind = b.kind;
+  s.identity = b.identity.name;
+  s.takes = b.identity.takes;
   const auto& net = b.options;
   s.network = fmt::format("{}{}, width {}, {} channel{}", net.arch(),
                           net.small_stem() ? " (small-image stem)" : "", net.width(),
@@ -80,8 +82,9 @@ CheckpointSummary inspect_checkpoint(const InspectOptions& o) {
 
 int inspect_command(const InspectOptions& o, const Invocation&) {
   const auto s = inspect_checkpoint(o);
-  std::printf("%s: %s\n", o.checkpoint().c_str(), s.kind.c_str());
+  std::printf("%s: %s\n", o.checkpoint().c_str(), s.identity.c_str());
   std::printf("network: %s\n", s.network.c_str());
+  std::printf("taken by: %s\n", s.takes.c_str());
   if (s.epoch) {
     std::string at = fmt::format("epoch {}", *s.epoch);
     if (s.epoch_step && *s.epoch_step > 0) at += fmt::format(", {} steps into it", *s.epoch_step);

@@ -26,6 +26,8 @@ struct InspectOptions {
 
 struct CheckpointSummary {
   std::string kind;     // "MoCo pretraining checkpoint", "classifier checkpoint", "state dict"
+  std::string identity;  // "a MoCo v2 pretraining checkpoint (moco pretrain)"
+  std::string takes;     // the commands and flags that take it
   std::string network;  // "resnet18 (small-image stem), width 16, 1 channel, MLP head"
   std::optional<int64_t> epoch, epoch_step, global_step;
   std::optional<double> best_acc1;

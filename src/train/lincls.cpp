@@ -38,6 +38,12 @@ void save_lincls(const std::string& path, models::ResNet& net, Sgd& sgd,
   io::save_pickle(path, ckpt);
 }
 
+void require_linear_classifier(const Backbone& b, const std::string& path) {
+  TORCH_CHECK(b.identity.kind == CheckpointKind::linear_classifier, "--resume ", path, " is ",
+              b.identity.name, "; lincls --resume continues a linear classifier (",
+              b.identity.takes, ")");
+}
+
 // The linear classifier and what lincls needs around it.
 struct Classifier {
   Backbone pretrained;
@@ -53,6 +59,7 @@ Classifier make_linear_classifier(const LinclsOptions& o,
   Classifier c;
   // The backbone: from --pretrained, or the classifier being resumed.
   c.pretrained = load_backbone(o.pretrained().empty() ? o.resume() : o.pretrained());
+  if (o.pretrained().empty()) require_linear_classifier(c.pretrained, o.resume());
   TORCH_CHECK(o.arch().empty() || o.arch() == c.pretrained.options.arch(),
               "--arch ", o.arch(), " given, but ", c.pretrained.path,
               " holds a ", c.pretrained.options.arch());
@@ -77,6 +84,7 @@ Classifier make_linear_classifier(const LinclsOptions& o,
 void resume_classifier(Classifier& c, const LinclsOptions& o) {
   const Backbone resumed =
       o.pretrained().empty() ? c.pretrained : load_backbone(o.resume());
+  require_linear_classifier(resumed, o.resume());
   auto params = c.net->named_parameters();
   TORCH_CHECK(resumed.head.count("fc.weight") &&
                   resumed.head.at("fc.weight").sizes() ==
@@ -132,7 +140,9 @@ double train_epoch(Classifier& c, data::TwoViewLoader& loader,
 
 }  // namespace
 
-LinclsResult run_lincls(const LinclsOptions& o) {
+LinclsResult run_lincls(const LinclsOptions& options) {
+  LinclsOptions o = options;
+  o.resume(resume_path(o.resume()));
   validate_flags(o);
   TORCH_CHECK(!o.pretrained().empty() || !o.resume().empty(),
               "expected --pretrained CKPT (a pretraining checkpoint) or ",

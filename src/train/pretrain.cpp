@@ -69,7 +69,12 @@ void restore_resumed_options(PretrainOptions& o,
                              const std::set<std::string>& given) {
   if (o.resume().empty()) return;
   const auto ckpt = io::load_pickle(o.resume());
+  TORCH_CHECK(ckpt.isGenericDict(), "--resume ", o.resume(), ": expected a checkpoint (a dict), got ",
+              ckpt.tagKind());
   const auto top = ckpt.toGenericDict();
+  const auto id = identify_checkpoint(top);
+  TORCH_CHECK(id.kind == CheckpointKind::pretraining, "--resume ", o.resume(), " is ", id.name,
+              "; pretrain --resume continues a pretraining run (", id.takes, ")");
   if (!top.contains(c10::IValue("moco_options"))) return;
   nlohmann::json saved;
   try {
@@ -113,6 +118,7 @@ void restore_resumed_options(PretrainOptions& o,
 void finish_options(PretrainOptions& o, const std::set<std::string>& given) {
   o.preset(resolve_preset(o.preset(), given.count("data") > 0));
   apply_preset(o.preset(), given, o);
+  o.resume(resume_path(o.resume()));
   restore_resumed_options(o, given);
   TORCH_CHECK(o.mechanism() != "end-to-end" || !given.count("moco_k"),
               "--moco-k is the size of MoCo's queue and of the memory bank's draw; "

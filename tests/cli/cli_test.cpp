@@ -654,6 +654,8 @@ TEST(Cli, PlantedLinksInTheOutputAreNeverWrittenThrough) {
   ASSERT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("network: resnet18 (small-image stem), width 8, 1 channel"),
             std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": a state dict (torchvision's, or a moco export)"), std::string::npos)
+      << r.out;
   r = moco("knn '" + (dir / "data").string() + "' --pretrained '" + st + "' --threads 2 -j 1",
            dir);
   EXPECT_EQ(r.rc, 0) << r.out;
@@ -708,6 +710,33 @@ TEST(Cli, LinclsWarnsWhenTheLossExplodesAndValSplitHoldsOutImages) {
                        "0.03"),
             std::string::npos)
       << r.out;
+  // Each kind of checkpoint given to the wrong command is named, with the
+  // command and flag that take it; a run's folder stands for its checkpoint.
+  const auto lin = (dir / "lin" / "checkpoint.pth.tar").string();
+  const auto ft = (dir / "ft" / "checkpoint.pth.tar").string();
+  struct Case {
+    std::string args, want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"pretrain --resume '" + ft + "'",
+            "is a fine-tuned classifier (moco finetune); pretrain --resume continues a "
+            "pretraining run"},
+           {"finetune '" + data + "' --resume '" + lin + "'",
+            "is a linear classifier (moco lincls, main_lincls.py); finetune --resume continues"},
+           {"lincls '" + data + "' --resume '" + ckpt + "'",
+            "is a MoCo v1 pretraining checkpoint (moco pretrain); lincls --resume continues a "
+            "linear classifier (pretrain --resume continues it; lincls, finetune, knn, embed "
+            "and export take it as --pretrained)"}}) {
+    r = moco(c.args + " --threads 1 -j 1 --no-progress", dir);
+    EXPECT_NE(r.rc, 0) << c.args;
+    EXPECT_NE(r.out.find(c.want), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("fashion-mnist"), std::string::npos) << r.out;
+  }
+  r = moco("lincls '" + data + "' -e --resume '" + (dir / "lin").string() +
+               "' --threads 1 -j 1 --no-progress",
+           dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("its checkpoint " + lin), std::string::npos) << r.out;
   // The list of image files with labels, without a test split: --val-split.
   std::string list;
   fs::create_directories(dir / "imgs");

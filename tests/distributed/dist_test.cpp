@@ -102,14 +102,22 @@ TEST(Dist, CollectivesOnTwoAndThreeRanks) {
   }
 }
 
-models::Moco tiny_moco(int64_t splits, bool shuffle) {
+models::Moco tiny_moco(int64_t splits, bool shuffle,
+                       models::Mechanism mech = models::Mechanism::moco) {
   torch::manual_seed(11);
   return models::Moco(models::ResNetOptions("resnet18")
                           .small_stem(true)
                           .in_channels(1)
                           .width(8)
                           .bn_splits(splits),
-                      models::MocoOptions().dim(16).K(24).m(0.9).T(0.2).shuffle_bn(shuffle));
+                      models::MocoOptions()
+                          .mechanism(mech)
+                          .bank_size(16)
+                          .dim(16)
+                          .K(mech == models::Mechanism::memory_bank ? 5 : 24)
+                          .m(0.9)
+                          .T(0.2)
+                          .shuffle_bn(shuffle));
 }
 
 void wire(models::Moco& m, Communicator& c) {
@@ -121,6 +129,7 @@ void wire(models::Moco& m, Communicator& c) {
     std::vector<torch::Tensor> v = {t};
     c.broadcast(v, r);
   };
+  ex.all_reduce_sum = [&c](const torch::Tensor& t) { return c.all_reduce_sum(t); };
   m->set_key_exchange(ex);
 }
 
@@ -128,9 +137,10 @@ void wire(models::Moco& m, Communicator& c) {
 // gradients averaged by all_reduce_mean after backward, or by a
 // GradientReducer during it.
 void step(models::Moco& m, const torch::Tensor& q, const torch::Tensor& k,
-          Communicator* c, GradientReducer* reducer = nullptr) {
+          Communicator* c, GradientReducer* reducer = nullptr,
+          const torch::Tensor& indices = {}) {
   for (auto& p : m->encoder_q->parameters()) p.mutable_grad() = torch::Tensor();
-  auto out = m->forward(q, k);
+  auto out = m->forward(q, k, indices);
   out.loss.backward();
   std::vector<torch::Tensor> grads;
   for (auto& p : m->encoder_q->parameters()) grads.push_back(p.grad());
@@ -141,7 +151,7 @@ void step(models::Moco& m, const torch::Tensor& q, const torch::Tensor& k,
   }
   torch::NoGradGuard no_grad;
   for (auto& p : m->encoder_q->parameters()) p.sub_(0.1 * p.grad());
-  m->enqueue(out.keys);
+  m->update_dictionary(out);
 }
 
 std::pair<torch::Tensor, torch::Tensor> global_batch(int64_t n, int seed) {
@@ -256,6 +266,65 @@ TEST(Dist, TwoRanksEqualOneRankOnTheSameGlobalBatch) {
                                  torch::arange(8, 24)});
   EXPECT_LE((single->queue.index_select(1, order) - queue).abs().max().item<double>(),
             1e-5);
+}
+
+TEST(Dist, EndToEndOnTwoRanksEqualsOneRankOnTheSameGlobalBatch) {
+  // As above, with end-to-end's keys: each rank's queries score the keys of
+  // the whole global batch, and each rank's keys get the gradient of every
+  // rank's queries (summed across the ranks in the gather's backward).
+  const auto mech = models::Mechanism::end_to_end;
+  auto [q, k] = global_batch(8, 4);
+  auto single = tiny_moco(2, false, mech);
+  step(single, q, k, nullptr);
+  std::vector<torch::Tensor> two;
+  std::vector<models::Moco> models = {tiny_moco(1, false, mech), tiny_moco(1, false, mech)};
+  run_ranks(2, [&](Communicator& c) {
+    auto m = models[c.rank()];
+    wire(m, c);
+    const auto mine = torch::arange(c.rank(), 8, 2);
+    step(m, q.index_select(0, mine), k.index_select(0, mine), &c);
+    if (c.rank() == 0) {
+      for (auto& p : m->encoder_q->parameters()) two.push_back(p.detach().clone());
+    }
+  });
+  auto ps = single->encoder_q->parameters();
+  ASSERT_EQ(ps.size(), two.size());
+  double worst = 0, moved = 0;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    worst = std::max(worst, (ps[i] - two[i]).abs().max().item<double>());
+  }
+  // Without the keys' gradient from the other rank the step would differ
+  // by about as much as it moves the weights.
+  auto start = tiny_moco(2, false, mech)->encoder_q->parameters();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    moved = std::max(moved, (ps[i] - start[i]).abs().max().item<double>());
+  }
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LE(worst, 1e-5);
+}
+
+TEST(Dist, MemoryBankRanksApplyEveryRanksUpdates) {
+  const auto mech = models::Mechanism::memory_bank;
+  std::vector<models::Moco> models = {tiny_moco(1, false, mech), tiny_moco(1, false, mech)};
+  const auto initial = models[0]->memory_bank.clone();
+  auto [q, k] = global_batch(16, 5);
+  std::vector<torch::Tensor> banks(2);
+  run_ranks(2, [&](Communicator& c) {
+    auto m = models[c.rank()];
+    wire(m, c);
+    // Two steps of 8 images, each rank 4 of them, by dataset index.
+    for (int64_t s = 0; s < 2; ++s) {
+      const auto mine = torch::arange(8 * s + c.rank(), 8 * s + 8, 2);
+      step(m, q.index_select(0, mine), k.index_select(0, mine), &c, nullptr, mine);
+    }
+    banks[c.rank()] = m->memory_bank.clone();
+  });
+  EXPECT_TRUE(banks[0].equal(banks[1]));
+  // Every image's entry moved, the other rank's included.
+  for (int64_t i = 0; i < 16; ++i) {
+    EXPECT_FALSE(banks[0][i].equal(initial[i])) << "entry " << i;
+  }
+  EXPECT_TRUE(torch::allclose(banks[0].norm(2, 1), torch::ones({16}), 1e-5, 1e-6));
 }
 
 TEST(Dist, SyncBnEqualsBatchNormOverTheGlobalBatch) {

@@ -41,6 +41,7 @@ TEST(Inspect, PretrainingCheckpointGivesItsPlaceAndChangedFlags) {
   o.checkpoint(save_checkpoint(dir / "c.pth.tar", "module.encoder_q.", true, 128, extra));
   const auto s = inspect_checkpoint(o);
   EXPECT_EQ(s.kind, "MoCo pretraining checkpoint");
+  EXPECT_EQ(s.identity, "a MoCo v2 pretraining checkpoint (moco pretrain)");
   EXPECT_EQ(s.network, "resnet18 (small-image stem), width 8, 1 channel, MLP head of 128 outputs");
   EXPECT_EQ(s.epoch, 6);
   EXPECT_EQ(s.epoch_step, 5);
@@ -63,6 +64,7 @@ TEST(Inspect, ClassifierAndStateDict) {
   o.checkpoint(save_checkpoint(dir / "f.pth.tar", "module.", false, 10, extra));
   auto s = inspect_checkpoint(o);
   EXPECT_EQ(s.kind, "classifier checkpoint");
+  EXPECT_EQ(s.identity, "a fine-tuned classifier (moco finetune)");
   EXPECT_EQ(s.network, "resnet18 (small-image stem), width 8, 1 channel, fc of 10 outputs");
   EXPECT_EQ(s.epoch, 3);
   EXPECT_DOUBLE_EQ(*s.best_acc1, 81.5);
@@ -75,6 +77,8 @@ TEST(Inspect, ClassifierAndStateDict) {
   o.checkpoint((dir / "sd.pth").string());
   s = inspect_checkpoint(o);
   EXPECT_EQ(s.kind, "state dict");
+  EXPECT_EQ(s.identity, "a state dict (torchvision's, or a moco export)");
+  EXPECT_NE(s.takes.find("take it as --pretrained"), std::string::npos);
   EXPECT_FALSE(s.epoch.has_value());
   EXPECT_TRUE(s.command.empty());
 }
@@ -104,7 +108,9 @@ TEST(Inspect, ARealRunSaysWhatItWasGiven) {
   ASSERT_EQ(r.rc, 0) << r.out;
   r = test::run_moco("inspect '" + (dir / "run" / "checkpoint.pth.tar").string() + "'", dir);
   ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_NE(r.out.find(": MoCo pretraining checkpoint"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": a MoCo v1 pretraining checkpoint (moco pretrain)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("taken by: pretrain --resume continues it"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("network: resnet18 (small-image stem), width 8, 1 channel"),
             std::string::npos)
       << r.out;
