@@ -54,9 +54,10 @@ rows = {"moco": [], "lightly": []}
 for s in seeds:
     log = open(f"{out}/moco-seed{s}.log").read()
     knn = float(re.findall(r"final kNN top-1 ([0-9.]+)%", log)[-1])
-    ips = [float(x) for x in re.findall(r"done: .*?([0-9.]+) img/s", log)]
+    end = r"(?:done|stopped at step [0-9]+ of [0-9]+)"
+    ips = [float(x) for x in re.findall(end + r": .*?([0-9.]+) img/s", log)]
     secs = [float(x) for x in re.findall(r"steps in ([0-9.]+)s", log)]
-    steps = [int(x) for x in re.findall(r"done: loss [0-9.]+, ([0-9]+) steps", log)]
+    steps = [int(x) for x in re.findall(end + r": loss [0-9.]+, ([0-9]+) steps", log)]
     rows["moco"].append((knn, sum(steps) * 128 / sum(secs), sum(secs)))
     j = json.loads(open(f"{out}/lightly-seed{s}.json").read().strip().splitlines()[-1])
     rows["lightly"].append((j["knn_top1"], j["images_per_s"], j["train_seconds"]))

@@ -801,10 +801,16 @@ void end_epoch(Session& s, int64_t epoch, const EpochStats& e) {
   const double wait_share = s.loader->wait_seconds() / std::max(e.seconds, 1e-9);
   const double img_per_s = e.steps * o.batch_size() / std::max(e.seconds, 1e-9);
   const int64_t skipped = s.loader->skipped_files();
+  // An epoch cut short (a signal, --max-steps) says where it stopped, not
+  // "done": --resume repeats the rest of it.
+  const std::string end =
+      e.complete ? "done"
+                 : fmt::format("stopped at step {} of {}", e.first_step + e.steps,
+                               s.plan.steps_per_epoch);
   log_info(fmt::format(
-      "epoch {}/{} done: loss {:.4f}, {} steps in {:.1f}s, {:.1f} img/s, "
+      "epoch {}/{} {}: loss {:.4f}, {} steps in {:.1f}s, {:.1f} img/s, "
       "waiting for data {:.1f}% of the time{}",
-      epoch + 1, o.epochs(), e.loss, e.steps, e.seconds, img_per_s,
+      epoch + 1, o.epochs(), end, e.loss, e.steps, e.seconds, img_per_s,
       100.0 * wait_share,
       skipped > 0 ? fmt::format(", {} unreadable images skipped so far", skipped)
                   : ""));
