@@ -280,7 +280,8 @@ ImageSet from_scan(Scan&& scan, bool labelled, int64_t channels,
   if (labelled) os << ", " << set.num_classes << " classes";
   os << " (JPEG " << scan.jpeg << ", PNG " << scan.png << ")";
   if (scan.skipped > 0) {
-    os << ", skipped " << scan.skipped << " files that are not .jpg/.jpeg/.png"
+    os << ", skipped " << scan.skipped
+       << (scan.skipped == 1 ? " file that is not" : " files that are not") << " .jpg/.jpeg/.png"
        << " (e.g. " << scan.skipped_examples.front() << ")";
   }
   set.summary = os.str();

@@ -190,7 +190,7 @@ TEST(ImageFiles, UnlabelledFolderIsSearchedRecursively) {
   EXPECT_EQ(s.train.size(), 3);
   EXPECT_FALSE(s.train.labelled());
   EXPECT_EQ(s.train.channels(), 1);
-  EXPECT_NE(s.train.summary.find("skipped 1 files"), std::string::npos);
+  EXPECT_NE(s.train.summary.find("skipped 1 file that is not .jpg/.jpeg/.png"), std::string::npos);
   // Folder order, then names: top level first, as os.walk.
   EXPECT_EQ(fs::path(s.train.files[0]).filename(), "top.jpg");
   EXPECT_EQ(fs::path(s.train.files[2]).filename(), "b.png");
